@@ -1,0 +1,2 @@
+//! Benchmark placeholder replaced by the manifest check benchmark.
+fn main() {}
