@@ -1,0 +1,288 @@
+//! The domain: a Production and everything in it, as validated values.
+//!
+//! These structs are `#[non_exhaustive]`: outside this crate they can be read but not built, so
+//! every `Production` a renderer sees has passed the whole validation pass of
+//! [`Manifest::parse`](crate::Manifest::parse).
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+
+use serde::Serialize;
+
+use crate::values::{
+    Account, ApiUrl, ConfPath, EnvKey, IniValue, ListenAddr, Program, PyModule, ServerName, Slug,
+    Slugish, UrlPath, UrlPrefix, UwsgiOption, WsgiTarget,
+};
+
+/// Longest path the kernel accepts for a unix socket (`sun_path` is 108 bytes with its NUL).
+pub const UNIX_SOCKET_PATH_MAX: usize = 107;
+
+/// Whether Backstage runs its own Emperor and nginx, or drives the system's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Backstage starts and stops its own Emperor and nginx under the state dir.
+    User,
+    /// The system's uWSGI Emperor and nginx serve the Production.
+    System,
+}
+
+/// Where every generated file and runtime artefact of a Production lives. All absolute.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Layout {
+    /// The directory holding `backstage.toml`; relative manifest paths resolve against it.
+    pub base_dir: ConfPath,
+    /// Backstage's own state: journal, lock, and in user mode everything below.
+    pub state_dir: ConfPath,
+    /// Sockets, stats sockets, master FIFOs and pid files.
+    pub run_dir: ConfPath,
+    /// Log files of the Emperor, vassals and (user mode) nginx.
+    pub log_dir: ConfPath,
+    /// The Emperor's vassal directory.
+    pub vassal_dir: ConfPath,
+    /// Where nginx site files are written (user mode: also `nginx.conf`).
+    pub nginx_dir: ConfPath,
+    /// System mode: the directory of enabled-site links (`sites-enabled`).
+    pub nginx_enabled_dir: Option<ConfPath>,
+}
+
+/// A Production: one Backstage instance and everything in it (one `backstage.toml`).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Production {
+    /// Its name; prefixes every generated name.
+    pub name: Slug,
+    /// User or system mode.
+    pub mode: Mode,
+    /// Where its files go.
+    pub layout: Layout,
+    /// Runnable Django projects.
+    pub acts: BTreeMap<Slug, Act>,
+    /// Environments Acts run in.
+    pub stages: BTreeMap<Slug, Stage>,
+    /// Acts playing on Stages: one uWSGI vassal each.
+    pub sess: BTreeMap<Slug, Sess>,
+    /// DNS namespaces served by nginx.
+    pub venues: BTreeMap<Slug, Venue>,
+    /// Acts booked at Venues: live sites.
+    pub gigs: BTreeMap<Slug, Gig>,
+    /// DNS management through PowerDNS, when configured.
+    pub producer: Option<Producer>,
+}
+
+/// An Act: a runnable Django (or any WSGI) project.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Act {
+    /// The project directory (uWSGI's `chdir`).
+    pub root: ConfPath,
+    /// The WSGI entry point.
+    pub wsgi: WsgiTarget,
+    /// `DJANGO_SETTINGS_MODULE`, when set.
+    pub settings: Option<PyModule>,
+    /// A pip requirements file, inside `root`.
+    pub requirements: Option<ConfPath>,
+    /// URL prefix → directory (inside `root`) served by nginx.
+    pub static_dirs: BTreeMap<UrlPrefix, ConfPath>,
+    /// Environment of every Sess of this Act.
+    pub env: BTreeMap<EnvKey, IniValue>,
+}
+
+/// A Stage: a virtualenv with uWSGI, on this host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stage {
+    /// The virtualenv directory.
+    pub virtualenv: ConfPath,
+    /// The Python used to create the virtualenv.
+    pub python: Program,
+}
+
+/// Where a Sess listens, resolved.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SessSocket {
+    /// A unix socket at this path.
+    Unix(ConfPath),
+    /// A loopback TCP address.
+    Tcp(SocketAddr),
+}
+
+impl std::fmt::Display for SessSocket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SessSocket::Unix(p) => write!(f, "unix:{p}"),
+            SessSocket::Tcp(a) => write!(f, "{a}"),
+        }
+    }
+}
+
+/// A Sess: an Act playing on a Stage; one uWSGI vassal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Sess {
+    /// The Act it plays.
+    pub act: Slug,
+    /// The Stage it plays on.
+    pub stage: Slug,
+    /// uWSGI worker processes.
+    pub processes: u16,
+    /// Threads per worker.
+    pub threads: u16,
+    /// Where it listens.
+    pub socket: SessSocket,
+    /// uWSGI tuning.
+    pub tuning: Tuning,
+}
+
+/// Validated uWSGI tuning of a Sess.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct Tuning {
+    /// Seconds before a stuck request's worker is killed.
+    pub harakiri: Option<u32>,
+    /// Requests before a worker is recycled.
+    pub max_requests: Option<u32>,
+    /// uWSGI's request buffer (the largest vars block it accepts).
+    pub buffer_size: Option<u16>,
+    /// The socket's listen backlog.
+    pub listen: Option<u32>,
+    /// User to run as (system mode).
+    pub uid: Option<Account>,
+    /// Group to run as (system mode).
+    pub gid: Option<Account>,
+    /// Further uWSGI options, checked by uWSGI itself under `strict`.
+    pub extra: BTreeMap<UwsgiOption, IniValue>,
+}
+
+/// TLS for a Venue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Tls {
+    /// Certificate chain (PEM).
+    pub cert: ConfPath,
+    /// Private key (PEM).
+    pub key: ConfPath,
+    /// Where nginx listens for TLS (default: the Venue's addresses on 443; 8443 in user mode).
+    pub listen: Vec<ListenAddr>,
+}
+
+/// A Venue: a DNS namespace nginx serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Venue {
+    /// The names it answers to.
+    pub server_names: Vec<ServerName>,
+    /// Where nginx listens for it.
+    pub listen: Vec<ListenAddr>,
+    /// TLS, when configured.
+    pub tls: Option<Tls>,
+    /// The DNS zone its names belong to (for the Producer), when set explicitly.
+    pub zone: Option<ServerName>,
+}
+
+/// A Gig: an Act booked at a Venue, playing one or more Sess.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Gig {
+    /// Where it plays.
+    pub venue: Slug,
+    /// The Sess behind it, with their load-balancing weights.
+    pub sess: Vec<(Slug, u16)>,
+    /// The mount point.
+    pub path: UrlPath,
+}
+
+/// Where the Producer's API key comes from.
+#[derive(Clone, PartialEq, Eq)]
+pub enum ApiKey {
+    /// Read from this environment variable when needed.
+    Env(EnvKey),
+    /// Written in the manifest (discouraged).
+    Inline(String),
+}
+
+impl std::fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ApiKey::Env(k) => f.debug_tuple("Env").field(k).finish(),
+            ApiKey::Inline(_) => f.write_str("Inline(<redacted>)"),
+        }
+    }
+}
+
+/// The Producer: DNS for the Venues through PowerDNS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Producer {
+    /// The PowerDNS HTTP API base URL.
+    pub api_url: ApiUrl,
+    /// The API key's source.
+    pub api_key: ApiKey,
+    /// The addresses every Venue name resolves to.
+    pub addresses: Vec<IpAddr>,
+    /// Record TTL in seconds.
+    pub ttl: u32,
+}
+
+impl Production {
+    /// The file name stem every generated artefact of `name` carries: `backstage.<production>.<name>`.
+    pub fn generated_name(&self, name: &Slug, suffix: &'static str) -> Slugish {
+        Slugish::new(&[&Slug::backstage(), &self.name, name], suffix)
+    }
+
+    /// The uWSGI stats socket of a Sess.
+    pub fn stats_socket(&self, sess: &Slug) -> ConfPath {
+        self.layout
+            .run_dir
+            .join(&self.generated_name(sess, ".stats.sock"))
+    }
+
+    /// The master FIFO of a Sess.
+    pub fn master_fifo(&self, sess: &Slug) -> ConfPath {
+        self.layout
+            .run_dir
+            .join(&self.generated_name(sess, ".fifo"))
+    }
+
+    /// The pid file of a Sess' master.
+    pub fn pid_file(&self, sess: &Slug) -> ConfPath {
+        self.layout.run_dir.join(&self.generated_name(sess, ".pid"))
+    }
+
+    /// The log file of a Sess.
+    pub fn log_file(&self, sess: &Slug) -> ConfPath {
+        self.layout.log_dir.join(&self.generated_name(sess, ".log"))
+    }
+
+    /// The vassal file of a Sess.
+    pub fn vassal_file(&self, sess: &Slug) -> ConfPath {
+        self.layout
+            .vassal_dir
+            .join(&self.generated_name(sess, ".ini"))
+    }
+
+    /// The default unix socket of a Sess (`socket = "unix"`).
+    pub fn default_socket(layout: &Layout, production: &Slug, sess: &Slug) -> ConfPath {
+        layout.run_dir.join(&Slugish::new(
+            &[&Slug::backstage(), production, sess],
+            ".sock",
+        ))
+    }
+
+    /// Every unix socket path a Sess uses, longest last (for the kernel's path limit).
+    pub(crate) fn unix_paths_of(layout: &Layout, production: &Slug, sess: &Slug) -> [ConfPath; 2] {
+        let name = Slugish::new(&[&Slug::backstage(), production, sess], ".stats.sock");
+        [
+            Self::default_socket(layout, production, sess),
+            layout.run_dir.join(&name),
+        ]
+    }
+}
+
+impl Slug {
+    /// The `backstage` prefix of every generated name.
+    pub(crate) fn backstage() -> Slug {
+        "backstage".parse().expect("`backstage` is a valid slug")
+    }
+}

@@ -1,0 +1,56 @@
+"""
+Django settings for the jazzclub example (created with `django-admin startproject club`).
+
+Kept deliberately small: no database, so the example runs with nothing but Django installed.
+Values that differ between a laptop and a server come from the environment, which Backstage
+sets from the Act's `env` table in `backstage.toml`.
+"""
+
+import os
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+# A real deployment sets DJANGO_SECRET_KEY in the Act's env; this fallback is for the example only.
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "jazzclub-example-not-secret")
+
+DEBUG = os.environ.get("DJANGO_DEBUG", "0") == "1"
+
+ALLOWED_HOSTS = os.environ.get(
+    "DJANGO_ALLOWED_HOSTS", ".localhost,127.0.0.1,[::1]"
+).split(",")
+
+INSTALLED_APPS = [
+    "django.contrib.staticfiles",
+    "music",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "club.urls"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {"context_processors": ["django.template.context_processors.request"]},
+    },
+]
+
+WSGI_APPLICATION = "club.wsgi.application"
+
+DATABASES = {}
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+# nginx serves STATIC_ROOT at STATIC_URL (the Act's `static` table); `collectstatic` fills it.
+STATIC_URL = "/static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"

@@ -1,0 +1,11 @@
+"""URL configuration for the jazzclub example."""
+
+from django.urls import path
+
+from music import views
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("whoami", views.whoami, name="whoami"),
+    path("echo", views.echo, name="echo"),
+]

@@ -1,0 +1,36 @@
+"""Views of the jazzclub example: a home page, and two small endpoints the tests use."""
+
+import hashlib
+import os
+
+from django.http import HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.views.decorators.csrf import csrf_exempt
+
+SETLIST = ["So What", "Blue in Green", "All Blues", "Freddie Freeloader"]
+
+
+def home(request):
+    return render(request, "music/home.html", {"setlist": SETLIST})
+
+
+def whoami(request):
+    """Which Sess answered, and under which mount point: the tests use it to see load balancing."""
+    return JsonResponse(
+        {
+            "sess": os.environ.get("BACKSTAGE_SESS", ""),
+            "pid": os.getpid(),
+            "script_name": request.META.get("SCRIPT_NAME", ""),
+            "path": request.path,
+            "host": request.get_host(),
+        }
+    )
+
+
+@csrf_exempt
+def echo(request):
+    """Answers with the SHA-256 of the request body, so large uploads can be checked."""
+    body = request.body
+    return HttpResponse(
+        f"{len(body)} {hashlib.sha256(body).hexdigest()}\n", content_type="text/plain"
+    )

@@ -1,0 +1,132 @@
+//! `backstage check`: validate the manifest, report every problem.
+
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+
+use annotate_snippets::{AnnotationKind, Group, Level, Renderer, Snippet};
+use backstage_core::{Manifest, Problem};
+
+use crate::ManifestArg;
+
+/// Arguments of `backstage check`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct CheckArgs {
+    #[command(flatten)]
+    manifest: ManifestArg,
+    /// Print one JSON document: `{"ok": bool, "errors": [{"path", "line", "column", "message", "hint"}]}`
+    #[arg(long)]
+    json: bool,
+}
+
+/// Reads the manifest named by `-f` or found by discovery; reports a failure on stderr and
+/// returns the exit code with the message.
+pub(crate) fn read_manifest(arg: &ManifestArg) -> Result<Manifest, (ExitCode, String)> {
+    let result = match &arg.file {
+        Some(path) => Manifest::read(path),
+        None => std::env::current_dir()
+            .map_err(|source| backstage_core::Error::Read {
+                path: ".".into(),
+                source,
+            })
+            .and_then(|dir| Manifest::discover(&dir)),
+    };
+    result.map_err(|e| {
+        let message = error_chain(&e);
+        eprintln!("error: {message}");
+        if matches!(e, backstage_core::Error::ManifestNotFound { .. }) {
+            eprintln!(
+                "hint: name one with `-f FILE`, or run from the directory holding `backstage.toml`"
+            );
+        }
+        (ExitCode::FAILURE, message)
+    })
+}
+
+/// An error with its sources, `: `-separated.
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(inner) = cur {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        cur = inner.source();
+    }
+    s
+}
+
+pub(crate) fn run(args: &CheckArgs) -> ExitCode {
+    let manifest = match read_manifest(&args.manifest) {
+        Ok(m) => m,
+        Err((code, message)) => {
+            if args.json {
+                // Scripts still get a document; it names the failure like any other problem.
+                let error = serde_json::json!({"path": "", "line": 0, "column": 0, "message": message, "hint": null});
+                println!("{}", serde_json::json!({"ok": false, "errors": [error]}));
+            }
+            return code;
+        }
+    };
+    let problems = manifest.check();
+    if args.json {
+        let doc = serde_json::json!({"ok": problems.is_empty(), "errors": problems});
+        println!("{doc}");
+    } else if problems.is_empty() {
+        println!("{}: ok", manifest.path().display());
+    } else {
+        let stderr = std::io::stderr();
+        let renderer = if stderr.is_terminal() {
+            Renderer::styled()
+        } else {
+            Renderer::plain()
+        };
+        let mut out = stderr.lock();
+        let _ = writeln!(out, "{}", render_problems(&manifest, &problems, &renderer));
+        let _ = writeln!(
+            out,
+            "error: {} problem{} in `{}`; nothing was written",
+            problems.len(),
+            if problems.len() == 1 { "" } else { "s" },
+            manifest.path().display()
+        );
+    }
+    if problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// Compiler-style reports: `file:line:col`, the snippet, the reason, a hint where one helps.
+pub(crate) fn render_problems(
+    manifest: &Manifest,
+    problems: &[Problem],
+    renderer: &Renderer,
+) -> String {
+    let path = manifest.path().display().to_string();
+    let mut out = String::new();
+    for p in problems {
+        let title = if p.path.is_empty() {
+            p.message.clone()
+        } else {
+            format!("{}: {}", p.path, p.message)
+        };
+        let mut span = p.span.clone();
+        if span.is_empty() && span.end < manifest.source().len() {
+            span.end = manifest.source()[span.start..]
+                .char_indices()
+                .nth(1)
+                .map_or(span.start, |(i, _)| span.start + i);
+        }
+        let snippet = Snippet::source(manifest.source())
+            .path(path.as_str())
+            .annotation(AnnotationKind::Primary.span(span));
+        let mut group =
+            Group::with_title(Level::ERROR.primary_title(title.as_str())).element(snippet);
+        if let Some(hint) = &p.hint {
+            group = group.element(Level::HELP.message(hint.as_str()));
+        }
+        out.push_str(&renderer.render(&[group]));
+        out.push('\n');
+    }
+    out
+}
