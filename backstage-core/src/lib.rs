@@ -27,6 +27,7 @@
 #![deny(missing_docs)]
 
 mod error;
+pub mod files;
 mod manifest;
 mod model;
 mod problem;

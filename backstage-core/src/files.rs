@@ -1,0 +1,199 @@
+//! Files Backstage owns: the marker line that claims them, and atomic placement.
+//!
+//! Every generated file starts with [`marker`]; Backstage never modifies or deletes a file
+//! whose first line is not the marker of its own Production ([`is_ours`]). Files are written
+//! with [`write_atomic`]: a temporary name in the same directory that neither the uWSGI Emperor
+//! nor nginx reads, fsync, rename, fsync of the directory.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use crate::values::Slug;
+
+/// What a write or removal of a managed file can fail with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FileError {
+    /// An I/O operation on a path failed.
+    #[error("failed to {action} `{}`", path.display())]
+    Io {
+        /// What was being done (`write`, `rename`, `remove`, …).
+        action: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: io::Error,
+    },
+    /// The file exists but another Production or a person owns it.
+    #[error("`{}` exists and is not managed by Backstage production `{production}`; refusing to touch it", path.display())]
+    NotOurs {
+        /// The path.
+        path: PathBuf,
+        /// The Production that wanted it.
+        production: String,
+    },
+}
+
+fn io_err(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> FileError {
+    let path = path.to_owned();
+    move |source| FileError::Io {
+        action,
+        path,
+        source,
+    }
+}
+
+/// The first line of every file generated for `production` (a comment in both ini and nginx).
+pub fn marker(production: &Slug) -> String {
+    format!(
+        "# backstage: managed by Backstage for production `{production}`; edits are overwritten by `backstage apply`"
+    )
+}
+
+/// Whether `content`'s first line is `production`'s marker.
+pub fn is_ours(content: &[u8], production: &Slug) -> bool {
+    let first = content.split(|&b| b == b'\n').next().unwrap_or_default();
+    first == marker(production).as_bytes()
+}
+
+/// Reads `path` if it exists: `Ok(None)` when it does not.
+pub fn read_if_exists(path: &Path) -> Result<Option<Vec<u8>>, FileError> {
+    match fs::read(path) {
+        Ok(b) => Ok(Some(b)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_err("read", path)(e)),
+    }
+}
+
+/// The temporary name `write_atomic` uses for `path`: a leading dot and a `.tmp` suffix, which
+/// the Emperor (it only reads known config extensions) and nginx (Backstage includes `*.conf`)
+/// both ignore.
+pub fn temp_name(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
+}
+
+/// Writes `content` to `path` atomically: temp file in the same directory, fsync, rename over
+/// `path`, fsync the directory. Refuses to replace an existing file that is not `production`'s.
+/// Creates the parent directory when missing.
+pub fn write_atomic(path: &Path, content: &[u8], production: &Slug) -> Result<(), FileError> {
+    if let Some(existing) = read_if_exists(path)?
+        && !is_ours(&existing, production)
+    {
+        return Err(FileError::NotOurs {
+            path: path.to_owned(),
+            production: production.to_string(),
+        });
+    }
+    let dir = path.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(dir).map_err(io_err("create directory", dir))?;
+    let tmp = temp_name(path);
+    let result = (|| {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)
+            .map_err(io_err("create", &tmp))?;
+        f.write_all(content).map_err(io_err("write", &tmp))?;
+        f.sync_all().map_err(io_err("fsync", &tmp))?;
+        fs::rename(&tmp, path).map_err(io_err("rename", path))?;
+        sync_dir(dir)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Removes `path` if it exists and is `production`'s. `Ok(false)` when there was nothing.
+pub fn remove_ours(path: &Path, production: &Slug) -> Result<bool, FileError> {
+    let Some(existing) = read_if_exists(path)? else {
+        return Ok(false);
+    };
+    if !is_ours(&existing, production) {
+        return Err(FileError::NotOurs {
+            path: path.to_owned(),
+            production: production.to_string(),
+        });
+    }
+    fs::remove_file(path).map_err(io_err("remove", path))?;
+    if let Some(dir) = path.parent() {
+        sync_dir(dir)?;
+    }
+    Ok(true)
+}
+
+/// fsyncs a directory so a rename or removal in it survives a power loss.
+pub fn sync_dir(dir: &Path) -> Result<(), FileError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err("fsync", dir))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn slug(s: &str) -> Slug {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn write_replace_remove_own_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("sub/backstage.jazz.a.ini");
+        let jazz = slug("jazz");
+        let body = format!("{}\n[uwsgi]\n", marker(&jazz));
+        write_atomic(&p, body.as_bytes(), &jazz).unwrap();
+        assert_eq!(fs::read_to_string(&p).unwrap(), body);
+        let body2 = format!("{}\n[uwsgi]\nprocesses = 3\n", marker(&jazz));
+        write_atomic(&p, body2.as_bytes(), &jazz).unwrap();
+        assert_eq!(fs::read_to_string(&p).unwrap(), body2);
+        // No temporary file is left behind.
+        assert_eq!(fs::read_dir(p.parent().unwrap()).unwrap().count(), 1);
+        assert!(remove_ours(&p, &jazz).unwrap());
+        assert!(!p.exists());
+        assert!(!remove_ours(&p, &jazz).unwrap());
+    }
+
+    #[test]
+    fn never_touches_foreign_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("site.conf");
+        fs::write(&p, "server { }\n").unwrap();
+        let jazz = slug("jazz");
+        assert!(matches!(
+            write_atomic(&p, b"x", &jazz),
+            Err(FileError::NotOurs { .. })
+        ));
+        assert!(matches!(
+            remove_ours(&p, &jazz),
+            Err(FileError::NotOurs { .. })
+        ));
+        // Another Production's file is foreign too.
+        let blues = slug("blues");
+        fs::write(&p, format!("{}\n", marker(&blues))).unwrap();
+        assert!(matches!(
+            remove_ours(&p, &jazz),
+            Err(FileError::NotOurs { .. })
+        ));
+        assert_eq!(
+            fs::read_to_string(&p).unwrap(),
+            format!("{}\n", marker(&blues))
+        );
+    }
+
+    #[test]
+    fn temp_names_are_hidden_and_not_ini() {
+        let t = temp_name(Path::new("/v/backstage.jazz.a.ini"));
+        let name = t.file_name().unwrap().to_str().unwrap();
+        assert!(name.starts_with(".backstage.jazz.a.ini."));
+        assert_eq!(t.extension().unwrap(), "tmp");
+    }
+}
