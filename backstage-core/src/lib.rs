@@ -26,6 +26,7 @@
 //! ```
 #![deny(missing_docs)]
 
+mod desired;
 mod error;
 pub mod files;
 mod manifest;
@@ -33,6 +34,7 @@ mod model;
 mod problem;
 pub mod values;
 
+pub use desired::{DesiredFile, FileKind};
 pub use error::Error;
 pub use manifest::{MANIFEST_NAME, Manifest};
 pub use model::{
