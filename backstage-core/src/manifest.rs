@@ -457,6 +457,23 @@ struct Named<T> {
     item: Option<T>,
 }
 
+/// The names a section defines, for references into it. A reference to a name whose definition
+/// was already reported (an invalid name, a section of the wrong type or misspelled) is not
+/// reported again: one mistake, one report.
+#[derive(Default)]
+struct Defined {
+    names: BTreeSet<Slug>,
+    invalid: BTreeSet<String>,
+    broken: bool,
+}
+
+impl Defined {
+    /// Whether a reference to `raw` has already been answered by another problem.
+    fn already_reported(&self, raw: &str) -> bool {
+        self.broken || self.invalid.contains(raw)
+    }
+}
+
 /// Walks a name-keyed section (`[acts.*]`, …), checking each name and building each item.
 fn section<'a, 'i, T>(
     ck: &mut Checker<'_>,
@@ -464,13 +481,18 @@ fn section<'a, 'i, T>(
     key: &'static str,
     what: &str,
     mut build_one: impl FnMut(&mut Checker<'_>, Tbl<'a, 'i>, &Slug) -> Option<T>,
-) -> Vec<Named<T>> {
+) -> (Vec<Named<T>>, Defined) {
     let mut out = Vec::new();
+    let mut defined = Defined {
+        broken: misspelled_sections(root).contains(key),
+        ..Defined::default()
+    };
     let Some((v, path)) = root.get(key) else {
-        return out;
+        return (out, defined);
     };
     let Some(mut tbl) = ck.table(&path, v) else {
-        return out;
+        defined.broken = true;
+        return (out, defined);
     };
     for (k, v, p) in tbl.entries() {
         let name = match k.get_ref().parse::<Slug>() {
@@ -481,9 +503,11 @@ fn section<'a, 'i, T>(
                     k.span(),
                     format!("invalid {what} name `{}`: {e}", shorten(k.get_ref())),
                 );
+                defined.invalid.insert(k.get_ref().to_string());
                 continue;
             }
         };
+        defined.names.insert(name.clone());
         let Some(t) = ck.table(&p, v) else { continue };
         let item = build_one(ck, t, &name);
         out.push(Named {
@@ -493,26 +517,37 @@ fn section<'a, 'i, T>(
             item,
         });
     }
-    out
+    (out, defined)
 }
 
-fn names_of<T>(items: &[Named<T>]) -> BTreeSet<Slug> {
-    items.iter().map(|n| n.name.clone()).collect()
+/// Sections that are absent but look misspelled by an unknown top-level key (`[venue.jazz]`).
+fn misspelled_sections(root: &Tbl<'_, '_>) -> BTreeSet<&'static str> {
+    root.map
+        .keys()
+        .filter(|k| !TOP_KEYS.contains(&k.get_ref().as_ref()))
+        .filter_map(|k| suggest(k.get_ref(), TOP_KEYS.iter().copied()))
+        .filter(|s| !root.map.contains_key(*s))
+        .collect()
 }
 
-/// Checks that `name` is in `defined`; reports an unknown reference with a suggestion.
+/// Checks that a reference names something in `defined`; reports an unknown one with a
+/// suggestion.
 fn reference(
     ck: &mut Checker<'_>,
     path: &TomlPath,
     v: &Val<'_>,
-    defined: &BTreeSet<Slug>,
+    defined: &Defined,
     what: &str,
     section: &str,
 ) -> Option<Slug> {
+    if defined.already_reported(ck.string(path, v)?) {
+        return None;
+    }
     let name: Slug = ck.parsed(path, v, &format!("{what} name"))?;
-    if defined.contains(&name) {
+    if defined.names.contains(&name) {
         return Some(name);
     }
+    let defined = &defined.names;
     let hint = suggest(name.as_str(), defined.iter().map(Slug::as_str))
         .map(|s| format!("did you mean `{s}`?"))
         .or_else(|| {
@@ -561,30 +596,21 @@ fn build(ck: &mut Checker<'_>, mut root: Tbl<'_, '_>, base_dir: &Path) -> Option
         None => None,
     };
 
-    let acts = section(ck, &mut root, "acts", "Act", |ck, t, _| {
+    let (acts, act_names) = section(ck, &mut root, "acts", "Act", |ck, t, _| {
         act(ck, t, base.as_ref())
     });
-    let stages = section(ck, &mut root, "stages", "Stage", |ck, t, _| {
+    let (stages, stage_names) = section(ck, &mut root, "stages", "Stage", |ck, t, _| {
         stage(ck, t, base.as_ref())
     });
-    let act_names = names_of(&acts);
-    let stage_names = names_of(&stages);
-    let sess = section(ck, &mut root, "sess", "Sess", |ck, t, _| {
-        sess_section(
-            ck,
-            t,
-            &act_names,
-            &stage_names,
-            production.as_ref().map(|p| p.1),
-        )
+    let mode = production.as_ref().map(|p| p.1);
+    let (sess, sess_names) = section(ck, &mut root, "sess", "Sess", |ck, t, _| {
+        sess_section(ck, t, &act_names, &stage_names, mode)
     });
-    let sess_names = names_of(&sess);
-    let mode = production.as_ref().map_or(Mode::User, |p| p.1);
-    let venues = section(ck, &mut root, "venues", "Venue", |ck, t, _| {
+    let mode = mode.unwrap_or(Mode::User);
+    let (venues, venue_names) = section(ck, &mut root, "venues", "Venue", |ck, t, _| {
         venue(ck, t, mode, base.as_ref())
     });
-    let venue_names = names_of(&venues);
-    let gigs = section(ck, &mut root, "gigs", "Gig", |ck, t, _| {
+    let (gigs, _) = section(ck, &mut root, "gigs", "Gig", |ck, t, _| {
         gig(ck, t, &venue_names, &sess_names)
     });
     let producer = root.get("producer").and_then(|(v, path)| {
@@ -932,8 +958,8 @@ fn opt_int<T: TryFrom<i64>>(
 fn sess_section(
     ck: &mut Checker<'_>,
     mut t: Tbl<'_, '_>,
-    acts: &BTreeSet<Slug>,
-    stages: &BTreeSet<Slug>,
+    acts: &Defined,
+    stages: &Defined,
     mode: Option<Mode>,
 ) -> Option<RawSess> {
     let act = t
@@ -1226,8 +1252,8 @@ struct RawGig {
 fn gig(
     ck: &mut Checker<'_>,
     mut t: Tbl<'_, '_>,
-    venues: &BTreeSet<Slug>,
-    sess: &BTreeSet<Slug>,
+    venues: &Defined,
+    sess: &Defined,
 ) -> Option<RawGig> {
     let venue_entry = t.required(ck, "venue");
     let venue = venue_entry
@@ -1260,9 +1286,10 @@ fn gig(
             let mut wt = ck.table(&p, v)?;
             for (k, wv, kp) in wt.entries() {
                 let name = match k.get_ref().parse::<Slug>() {
-                    Ok(n) if sess.contains(&n) => Some(n),
+                    Ok(_) if sess.already_reported(k.get_ref()) => None,
+                    Ok(n) if sess.names.contains(&n) => Some(n),
                     Ok(n) => {
-                        let hint = suggest(n.as_str(), sess.iter().map(Slug::as_str))
+                        let hint = suggest(n.as_str(), sess.names.iter().map(Slug::as_str))
                             .map(|s| format!("did you mean `{s}`?"));
                         ck.report_at(&kp, k.span(), format!("no Sess named `{n}`"), hint);
                         None
@@ -1433,26 +1460,33 @@ fn cross_checks(
         ck.report(&p, span, m);
     }
 
-    // A Sess on a TCP address a Venue listens on.
-    for v in venues {
-        let Some(rv) = &v.item else { continue };
-        for (i, l) in rv.venue.listen.iter().enumerate() {
-            for s in sess {
-                if let Some(Sess {
-                    socket: SessSocket::Tcp(a),
-                    ..
-                }) = &s.item
-                    && ListenAddr::Socket(*a).overlaps(l)
-                {
-                    let (span, p) = rv.listens[i].clone();
-                    ck.report(
-                        &p,
-                        span,
-                        format!(
-                            "Venue `{}` listens on `{l}`, where Sess `{}` listens",
-                            v.name, s.name
-                        ),
-                    );
+    // A Sess on a TCP address a Venue listens on (few Sess use TCP: index them first).
+    let tcp_sess: Vec<(&Slug, SocketAddr)> = sess
+        .iter()
+        .filter_map(|s| match &s.item {
+            Some(Sess {
+                socket: SessSocket::Tcp(a),
+                ..
+            }) => Some((&s.name, *a)),
+            _ => None,
+        })
+        .collect();
+    if !tcp_sess.is_empty() {
+        for v in venues {
+            let Some(rv) = &v.item else { continue };
+            for (i, l) in rv.venue.listen.iter().enumerate() {
+                for (name, a) in &tcp_sess {
+                    if ListenAddr::Socket(*a).overlaps(l) {
+                        let (span, p) = rv.listens[i].clone();
+                        ck.report(
+                            &p,
+                            span,
+                            format!(
+                                "Venue `{}` listens on `{l}`, where Sess `{name}` listens",
+                                v.name
+                            ),
+                        );
+                    }
                 }
             }
         }
