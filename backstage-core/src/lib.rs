@@ -29,8 +29,10 @@
 mod desired;
 mod error;
 pub mod files;
+pub mod journal;
 mod manifest;
 mod model;
+pub mod plan;
 mod problem;
 pub mod values;
 
