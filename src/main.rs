@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod check;
+mod dns;
 
 /// Put Django applications live on uWSGI and nginx, and keep them live.
 ///
@@ -35,6 +36,8 @@ enum Command {
     ///
     /// Exit 0 when the Production is valid, 1 when problems were found.
     Check(check::CheckArgs),
+    /// Make PowerDNS serve every Venue's names (`[producer]`): `dns plan`, `dns apply`.
+    Dns(dns::DnsArgs),
 }
 
 fn main() -> ExitCode {
@@ -51,5 +54,6 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Check(args) => check::run(&args),
+        Command::Dns(args) => dns::run(&args),
     }
 }
