@@ -132,20 +132,22 @@ fn describe(c: &Change) -> String {
         Action::Update => "update",
         Action::Delete => "delete",
     };
-    match c.kind {
-        Kind::Zone => format!("{action} zone   {}", c.name),
-        _ => {
-            let rtype = c.rtype.unwrap_or("?");
-            let records = match c.action {
-                Action::Create => c.content.join(" "),
-                Action::Update => format!("{} -> {}", c.previous.join(" "), c.content.join(" ")),
-                Action::Delete => c.previous.join(" "),
-            };
-            let mut line = format!("{action} record {} {rtype} {records}", c.name);
-            if let (Some(ttl), Some(venue)) = (c.ttl, &c.venue) {
-                line.push_str(&format!(" (ttl {ttl}, venue {venue})"));
-            }
-            line
+    if c.kind == Kind::Zone {
+        return format!("{action} zone   {}", c.name);
+    }
+    let rtype = c.rtype.unwrap_or("?");
+    let records = match c.action {
+        Action::Create => c.content.join(" "),
+        Action::Update => format!("{} -> {}", c.previous.join(" "), c.content.join(" ")),
+        Action::Delete => c.previous.join(" "),
+    };
+    match (c.ttl, &c.venue) {
+        (Some(ttl), Some(venue)) => {
+            format!(
+                "{action} record {} {rtype} {records} (ttl {ttl}, venue {venue})",
+                c.name
+            )
         }
+        _ => format!("{action} record {} {rtype} {records}", c.name),
     }
 }

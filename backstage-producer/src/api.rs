@@ -136,6 +136,12 @@ struct NewZone<'a> {
     account: &'a str,
 }
 
+/// PowerDNS' error body.
+#[derive(Deserialize)]
+struct ApiError {
+    error: String,
+}
+
 #[derive(Serialize)]
 struct Patch<'a> {
     rrsets: &'a [RrSetChange],
@@ -236,7 +242,12 @@ impl PowerDns {
     }
 
     /// One request on a fresh connection; the answer's body when the status is a success.
-    async fn call(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> Result<Bytes, Error> {
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<Bytes, Error> {
         let url = format!("{}{path}", self.origin);
         let exchange = self.exchange(method.clone(), path, body, &url);
         let (status, answer) = tokio::time::timeout(REQUEST_TIMEOUT, exchange)
@@ -253,10 +264,6 @@ impl PowerDns {
                 url,
                 status: status.as_u16(),
             });
-        }
-        #[derive(Deserialize)]
-        struct ApiError {
-            error: String,
         }
         let message = serde_json::from_slice::<ApiError>(&answer).map_or_else(
             |_| String::from_utf8_lossy(&answer[..answer.len().min(200)]).into_owned(),

@@ -8,7 +8,9 @@ pub enum Error {
     #[error("the manifest has no `[producer]` section")]
     NoProducer,
     /// The API key's environment variable is unset or not UTF-8.
-    #[error("environment variable `{var}` (the PowerDNS API key named by `producer.api_key_env`) is not set")]
+    #[error(
+        "environment variable `{var}` (the PowerDNS API key named by `producer.api_key_env`) is not set"
+    )]
     MissingKey {
         /// The variable's name.
         var: String,
@@ -51,7 +53,9 @@ pub enum Error {
         seconds: u64,
     },
     /// The server refused the API key (HTTP 401 or 403).
-    #[error("the PowerDNS API at `{url}` refused the API key (HTTP {status}); check `producer.api_key_env`")]
+    #[error(
+        "the PowerDNS API at `{url}` refused the API key (HTTP {status}); check `producer.api_key_env`"
+    )]
     Unauthorized {
         /// The URL tried.
         url: String,
@@ -80,7 +84,9 @@ pub enum Error {
         source: serde_json::Error,
     },
     /// A zone a Venue needs belongs to someone else.
-    #[error("zone `{zone}` belongs to account `{account}`, not to `{ours}`; Backstage changes no one else's zone")]
+    #[error(
+        "zone `{zone}` belongs to account `{account}`, not to `{ours}`; Backstage changes no one else's zone"
+    )]
     ForeignZone {
         /// The zone.
         zone: String,
@@ -98,7 +104,9 @@ pub enum Error {
         kind: String,
     },
     /// A record a Venue needs exists already and was not made by this Production.
-    #[error("record `{name}` {rtype} in zone `{zone}` was not made by Production `{production}`; Backstage does not replace it (remove it, or take the name out of the manifest)")]
+    #[error(
+        "record `{name}` {rtype} in zone `{zone}` was not made by Production `{production}`; Backstage does not replace it (remove it, or take the name out of the manifest)"
+    )]
     ForeignRecord {
         /// The record's name.
         name: String,

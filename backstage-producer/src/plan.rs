@@ -449,7 +449,10 @@ mod tests {
         let known: BTreeSet<String> = ["example.com.", "jazz.example.com.", "ample.com."]
             .map(String::from)
             .into();
-        assert_eq!(derive_zone("a.jazz.example.com", &known), "jazz.example.com.");
+        assert_eq!(
+            derive_zone("a.jazz.example.com", &known),
+            "jazz.example.com."
+        );
         assert_eq!(derive_zone("jazz.example.com", &known), "jazz.example.com.");
         assert_eq!(derive_zone("www.example.com", &known), "example.com.");
         // Suffix match is by whole labels: `example.com` is not inside `ample.com`.
@@ -475,7 +478,12 @@ mod tests {
         )]);
         let wanted = vec![
             want("example.com.", "jazz.example.com.", "A", &["192.0.2.1"]),
-            want("example.com.", "*.jazz.example.com.", "AAAA", &["2001:db8::1"]),
+            want(
+                "example.com.",
+                "*.jazz.example.com.",
+                "AAAA",
+                &["2001:db8::1"],
+            ),
             want("jazz.test.", "jazz.test.", "A", &["192.0.2.1"]),
         ];
         let plan = diff(mark, 300, &wanted, &existing, &current).unwrap();
@@ -495,7 +503,12 @@ mod tests {
                 vec![mark.comment("jazz")],
             )],
         )]);
-        let wanted = vec![want("example.com.", "jazz.example.com.", "A", &["192.0.2.1"])];
+        let wanted = vec![want(
+            "example.com.",
+            "jazz.example.com.",
+            "A",
+            &["192.0.2.1"],
+        )];
         let plan = diff(mark, 300, &wanted, &existing, &current).unwrap();
         assert!(plan.is_empty(), "{:?}", plan.changes);
     }
@@ -513,7 +526,12 @@ mod tests {
                 vec![Mark::new("other").comment("jazz")],
             )],
         )]);
-        let wanted = vec![want("example.com.", "jazz.example.com.", "A", &["192.0.2.1"])];
+        let wanted = vec![want(
+            "example.com.",
+            "jazz.example.com.",
+            "A",
+            &["192.0.2.1"],
+        )];
         let err = diff(mark.clone(), 300, &wanted, &existing, &current).unwrap_err();
         insta::assert_snapshot!(err.to_string(), @"record `jazz.example.com.` A in zone `example.com.` was not made by Production `jazzclub`; Backstage does not replace it (remove it, or take the name out of the manifest)");
 
