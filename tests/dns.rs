@@ -307,6 +307,9 @@ fn apply_resolves_converges_and_follows_the_manifest() {
 server_names = ["jazz.example.com", "*.jazz.example.com", "www.example.com"]
 "#;
     prod.write(venues, &pdns.api_url(), r#""192.0.2.20""#);
+    let plan = prod.dns(&pdns.key, &["plan"]);
+    assert!(plan.status.success(), "{plan:?}");
+    insta::assert_snapshot!(String::from_utf8(plan.stdout).unwrap());
     let applied = changes(&prod.dns(&pdns.key, &["apply", "--json"]));
     assert_eq!(
         summary(&applied),

@@ -227,10 +227,17 @@ pub(crate) fn wanted(
                 None => derive_zone(host, &known),
             };
             for (rtype, content) in [("A", &v4), ("AAAA", &v6)] {
-                if !content.is_empty() {
+                let name = fqdn(server_name.as_str());
+                // Venues on different listen addresses may share a name: one rrset names both.
+                let same = out
+                    .iter_mut()
+                    .find(|w: &&mut Wanted| w.zone == zone && w.name == name && w.rtype == rtype);
+                if let Some(w) = same {
+                    w.venue = format!("{}, {slug}", w.venue);
+                } else if !content.is_empty() {
                     out.push(Wanted {
                         zone: zone.clone(),
-                        name: fqdn(server_name.as_str()),
+                        name,
                         rtype,
                         content: content.clone(),
                         venue: slug.to_string(),
@@ -488,6 +495,42 @@ mod tests {
         ];
         let plan = diff(mark, 300, &wanted, &existing, &current).unwrap();
         insta::assert_json_snapshot!(plan);
+    }
+
+    #[test]
+    fn venues_sharing_a_name_share_its_rrset() {
+        let text = r#"
+[production]
+name = "jazzclub"
+[venues.jazz]
+server_names = ["jazz.example.com", "*.jazz.example.com"]
+listen = ["127.0.0.1:8080"]
+[venues.late]
+server_names = ["jazz.example.com"]
+listen = ["127.0.0.1:8081"]
+zone = "jazz.example.com"
+[venues.blues]
+server_names = ["blues.example.com"]
+listen = ["127.0.0.1:8081"]
+[producer]
+api_url = "http://127.0.0.1:8081"
+api_key_env = "PDNS_KEY"
+address = ["2001:db8::1", "192.0.2.1", "192.0.2.2"]
+"#;
+        let manifest =
+            backstage_core::Manifest::from_source("b.toml".into(), "/srv".into(), text.into());
+        let production = manifest.parse().unwrap();
+        let producer = production.producer.as_ref().unwrap();
+        let got: Vec<String> = wanted(&production, producer, &[zone("com.", "")])
+            .iter()
+            .map(|w| {
+                format!(
+                    "{} {} {} {:?} [{}]",
+                    w.zone, w.name, w.rtype, w.content, w.venue
+                )
+            })
+            .collect();
+        insta::assert_debug_snapshot!(got);
     }
 
     #[test]
