@@ -24,12 +24,12 @@ enum DnsCommand {
     /// 1 on any failure: PowerDNS unreachable, key refused, a zone or record owned by someone
     /// else.
     Plan(DnsOpts),
-    /// Make PowerDNS match the manifest: create missing zones, set each Venue name's A/AAAA
-    /// records, remove records this Production made for names no longer in the manifest.
+    /// Make PowerDNS match the manifest; never touches records someone else made.
     ///
-    /// Records Backstage did not make are never changed or removed. Running it twice changes
-    /// nothing the second time. Exit 0 on success, 1 on failure (a re-run finishes a partial
-    /// apply).
+    /// Creates the missing zones, sets each Venue name's A/AAAA records, and removes the records
+    /// this Production made for names no longer in the manifest. Records Backstage did not make
+    /// are never changed or removed. Running it twice changes nothing the second time. Exit 0 on
+    /// success, 1 on failure (checks run before any change; a re-run finishes a partial apply).
     Apply(DnsOpts),
 }
 

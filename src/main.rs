@@ -36,7 +36,11 @@ enum Command {
     ///
     /// Exit 0 when the Production is valid, 1 when problems were found.
     Check(check::CheckArgs),
-    /// Make PowerDNS serve every Venue's names (`[producer]`): `dns plan`, `dns apply`.
+    /// Make PowerDNS serve every Venue's names: `dns plan`, `dns apply`.
+    ///
+    /// Needs `[producer]` in the manifest: `api_url` (the PowerDNS webserver, e.g.
+    /// `http://127.0.0.1:8081`), `api_key_env` (the variable holding its API key), `address`
+    /// (the IPs the names resolve to), optional `ttl`; a Venue may name its `zone`.
     Dns(dns::DnsArgs),
 }
 

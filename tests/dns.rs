@@ -333,6 +333,32 @@ server_names = ["jazz.example.com", "*.jazz.example.com", "www.example.com"]
 }
 
 #[test]
+fn a_half_done_apply_is_finished_by_the_next() {
+    let pdns = Pdns::start();
+    // As if an apply had created its zone and stopped before the records.
+    block_on(pdns.admin().create_zone(
+        "example.org.",
+        &["ns1.example.org.".to_owned()],
+        "backstage:jazzclub",
+    ))
+    .unwrap();
+    let prod = Production::new(VENUES, &pdns.api_url(), r#""192.0.2.10""#);
+    let applied = changes(&prod.dns(&pdns.key, &["apply", "--json"]));
+    assert_eq!(
+        summary(&applied),
+        [
+            "create zone example.com.",
+            "create record *.jazz.example.com. A",
+            "create record jazz.example.com. A",
+            "create record blues.example.org. A",
+        ]
+    );
+    assert_eq!(pdns.resolve("blues.example.org", "A"), ["192.0.2.10"]);
+    assert_eq!(pdns.resolve("a.jazz.example.com", "A"), ["192.0.2.10"]);
+    assert!(changes(&prod.dns(&pdns.key, &["plan", "--json"])).is_empty());
+}
+
+#[test]
 fn a_record_someone_else_made_is_never_replaced() {
     let pdns = Pdns::start();
     foreign_a(

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Bytes;
 use hyper::header::{CONTENT_TYPE, HOST, HeaderValue};
 use hyper::{Method, Request, StatusCode, Uri};
@@ -16,6 +16,8 @@ use crate::Error;
 
 /// How long to wait for the TCP connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// The largest answer read (a zone with some hundred thousand records).
+const MAX_BODY: usize = 64 << 20;
 /// How long one whole request may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -322,11 +324,13 @@ impl PowerDns {
             .expect("method, path and headers are valid");
         let response = sender.send_request(request).await.map_err(http)?;
         let status = response.status();
-        let answer = response
-            .into_body()
+        let answer = Limited::new(response.into_body(), MAX_BODY)
             .collect()
             .await
-            .map_err(http)?
+            .map_err(|source| Error::Body {
+                url: url.to_owned(),
+                source,
+            })?
             .to_bytes();
         Ok((status, answer))
     }

@@ -44,6 +44,15 @@ pub enum Error {
         #[source]
         source: hyper::Error,
     },
+    /// The answer's body could not be read, or was larger than the limit.
+    #[error("cannot read the answer of the PowerDNS API at `{url}`")]
+    Body {
+        /// The URL tried.
+        url: String,
+        /// hyper's error, or the length limit's.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// The server did not answer in time.
     #[error("the PowerDNS API at `{url}` did not answer within {seconds} s")]
     Timeout {
