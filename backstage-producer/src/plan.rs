@@ -188,15 +188,16 @@ fn fqdn(name: &str) -> String {
 /// `jazz.localhost.`; a one-label name is its own zone).
 pub(crate) fn derive_zone(host: &str, known: &BTreeSet<String>) -> String {
     let name = fqdn(host);
-    let mut best: Option<&String> = None;
-    for zone in known {
-        let inside = name == *zone || name.ends_with(&format!(".{zone}"));
-        if inside && best.is_none_or(|b| zone.len() > b.len()) {
-            best = Some(zone);
+    // Suffixes longest first: `a.b.c.` then `b.c.` then `c.`.
+    let mut suffix = name.as_str();
+    loop {
+        if known.contains(suffix) {
+            return suffix.to_owned();
         }
-    }
-    if let Some(zone) = best {
-        return zone.clone();
+        match suffix.split_once('.') {
+            Some((_, rest)) if !rest.is_empty() => suffix = rest,
+            _ => break,
+        }
     }
     let labels: Vec<&str> = host.split('.').collect();
     let start = labels.len().saturating_sub(2);
@@ -218,7 +219,8 @@ pub(crate) fn wanted(
     );
     let v4: Vec<String> = addresses(&producer.addresses, IpAddr::is_ipv4);
     let v6: Vec<String> = addresses(&producer.addresses, IpAddr::is_ipv6);
-    let mut out = Vec::new();
+    let mut out: Vec<Wanted> = Vec::new();
+    let mut index: BTreeMap<(String, String, &'static str), usize> = BTreeMap::new();
     for (slug, venue) in &production.venues {
         for server_name in &venue.server_names {
             let host = server_name.as_str().trim_start_matches("*.");
@@ -229,12 +231,14 @@ pub(crate) fn wanted(
             for (rtype, content) in [("A", &v4), ("AAAA", &v6)] {
                 let name = fqdn(server_name.as_str());
                 // Venues on different listen addresses may share a name: one rrset names both.
-                let same = out
-                    .iter_mut()
-                    .find(|w: &&mut Wanted| w.zone == zone && w.name == name && w.rtype == rtype);
-                if let Some(w) = same {
-                    w.venue = format!("{}, {slug}", w.venue);
-                } else if !content.is_empty() {
+                if content.is_empty() {
+                    continue;
+                }
+                let key = (zone.clone(), name.clone(), rtype);
+                if let Some(&i) = index.get(&key) {
+                    out[i].venue = format!("{}, {slug}", out[i].venue);
+                } else {
+                    index.insert(key, out.len());
                     out.push(Wanted {
                         zone: zone.clone(),
                         name,
@@ -291,15 +295,22 @@ pub(crate) fn diff(
             Some(info) => check_zone(&mark, info)?,
         }
     }
-    let empty = Vec::new();
+    // Every rrset there now, by zone, lowercase name and type.
+    let lookup: BTreeMap<(&str, String, &str), &RrSet> = current
+        .iter()
+        .flat_map(|(zone, rrsets)| {
+            rrsets
+                .iter()
+                .map(move |r| ((zone.as_str(), r.name.to_lowercase(), r.rtype.as_str()), r))
+        })
+        .collect();
     let mut wanted_keys = BTreeSet::new();
     for w in wanted {
         wanted_keys.insert((w.zone.as_str(), w.name.as_str(), w.rtype));
-        let rrsets = current.get(&w.zone).unwrap_or(&empty);
         let same_name = |rtype: &str| {
-            rrsets
-                .iter()
-                .find(|r| r.name.eq_ignore_ascii_case(&w.name) && r.rtype == rtype)
+            lookup
+                .get(&(w.zone.as_str(), w.name.clone(), rtype))
+                .copied()
         };
         // A CNAME someone else put at the name would make PowerDNS refuse the whole PATCH.
         if let Some(cname) = same_name("CNAME") {
