@@ -103,6 +103,11 @@ fn run_inner(opts: &DnsOpts, apply: bool) -> Result<Plan, String> {
         eprintln!("hint: add `[producer]` with `api_url`, `api_key_env` and `address`");
         return Err(fail(e));
     };
+    if matches!(producer.api_key, backstage_core::ApiKey::Inline(_)) {
+        eprintln!(
+            "warning: `producer.api_key` keeps the PowerDNS key in the manifest; prefer `api_key_env`"
+        );
+    }
     let pdns = backstage_producer::client(producer).map_err(fail)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -456,3 +456,24 @@ fn a_missing_key_variable_is_named() {
         "{stderr}"
     );
 }
+
+#[test]
+fn an_inline_key_works_with_a_warning_and_is_never_printed() {
+    let pdns = Pdns::start();
+    let prod = Production::new(VENUES, &pdns.api_url(), r#""192.0.2.10""#);
+    let text = std::fs::read_to_string(prod.manifest()).unwrap().replace(
+        &format!("api_key_env = \"{KEY_VAR}\""),
+        &format!("api_key = \"{}\"", pdns.key),
+    );
+    std::fs::write(prod.manifest(), text).unwrap();
+    let out = prod.dns("unused", &["apply"]);
+    assert!(out.status.success(), "{out:?}");
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        stderr.contains("warning: `producer.api_key` keeps the PowerDNS key in the manifest"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(&pdns.key) && !stdout.contains(&pdns.key));
+    assert_eq!(pdns.resolve("jazz.example.com", "A"), ["192.0.2.10"]);
+}

@@ -506,6 +506,9 @@ mod tests {
         ];
         let plan = diff(mark, 300, &wanted, &existing, &current).unwrap();
         insta::assert_json_snapshot!(plan);
+        // What the PATCH of `example.com.` sends: only this Production's rrsets, marked.
+        insta::assert_json_snapshot!(plan.patch_of("example.com."));
+        assert_eq!(plan.patch_of("jazz.test.").len(), 1);
     }
 
     #[test]
