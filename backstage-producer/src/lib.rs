@@ -7,7 +7,8 @@
 //! Ownership: every rrset Backstage writes carries a comment whose `account` is
 //! `backstage:<production>` (see [`Mark`]); zones it creates carry the same `account`. Records
 //! without that mark are never changed or removed, and a zone whose `account` names someone
-//! else is never touched: planning stops with an error before anything changes.
+//! else is never touched nor has a zone created inside it: planning stops with an error before
+//! anything changes.
 //!
 //! Zones: a Venue's `zone`, else for each server name the longest zone PowerDNS already has that
 //! the name is inside, else the name's last two labels (`jazz.example.com` → `example.com`,

@@ -281,17 +281,27 @@ pub(crate) fn diff(
     let needed: BTreeSet<&str> = wanted.iter().map(|w| w.zone.as_str()).collect();
     for zone in &needed {
         match by_name.get(*zone) {
-            None => changes.push(Change {
-                action: Action::Create,
-                kind: Kind::Zone,
-                name: (*zone).to_owned(),
-                zone: (*zone).to_owned(),
-                rtype: None,
-                ttl: None,
-                content: Vec::new(),
-                previous: Vec::new(),
-                venue: None,
-            }),
+            None => {
+                // A new zone inside someone else's would take its names over on this server.
+                let parent = zone
+                    .match_indices('.')
+                    .map(|(i, _)| &zone[i + 1..])
+                    .find_map(|suffix| by_name.get(suffix));
+                if let Some(parent) = parent {
+                    check_zone(&mark, parent)?;
+                }
+                changes.push(Change {
+                    action: Action::Create,
+                    kind: Kind::Zone,
+                    name: (*zone).to_owned(),
+                    zone: (*zone).to_owned(),
+                    rtype: None,
+                    ttl: None,
+                    content: Vec::new(),
+                    previous: Vec::new(),
+                    venue: None,
+                });
+            }
             Some(info) => check_zone(&mark, info)?,
         }
     }
@@ -593,7 +603,24 @@ address = ["2001:db8::1", "192.0.2.1", "192.0.2.2"]
         insta::assert_snapshot!(err.to_string(), @"record `jazz.example.com.` A in zone `example.com.` was not made by Production `jazzclub`; Backstage does not replace it (remove it, or take the name out of the manifest)");
 
         let existing = vec![zone("example.com.", "dns-team")];
-        let err = diff(mark, 300, &wanted, &existing, &BTreeMap::new()).unwrap_err();
+        let err = diff(mark.clone(), 300, &wanted, &existing, &BTreeMap::new()).unwrap_err();
         insta::assert_snapshot!(err.to_string(), @"zone `example.com.` belongs to account `dns-team`, not to `backstage:jazzclub`; Backstage changes no one else's zone");
+
+        // Nor is a zone created inside someone else's: it would take their names over.
+        let inside = vec![want(
+            "jazz.example.com.",
+            "jazz.example.com.",
+            "A",
+            &["192.0.2.1"],
+        )];
+        let err = diff(mark.clone(), 300, &inside, &existing, &BTreeMap::new()).unwrap_err();
+        assert!(
+            matches!(err, Error::ForeignZone { ref zone, .. } if zone == "example.com."),
+            "{err}"
+        );
+        // Inside a shared zone (no account) it may.
+        let shared = vec![zone("example.com.", "")];
+        let plan = diff(mark, 300, &inside, &shared, &BTreeMap::new()).unwrap();
+        assert_eq!(plan.changes[0].kind, Kind::Zone);
     }
 }
