@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod check;
+mod dns;
 
 /// Put Django applications live on uWSGI and nginx, and keep them live.
 ///
@@ -35,6 +36,12 @@ enum Command {
     ///
     /// Exit 0 when the Production is valid, 1 when problems were found.
     Check(check::CheckArgs),
+    /// Make PowerDNS serve every Venue's names: `dns plan`, `dns apply`.
+    ///
+    /// Needs `[producer]` in the manifest: `api_url` (the PowerDNS webserver, e.g.
+    /// `http://127.0.0.1:8081`), `api_key_env` (the variable holding its API key), `address`
+    /// (the IPs the names resolve to), optional `ttl`; a Venue may name its `zone`.
+    Dns(dns::DnsArgs),
 }
 
 fn main() -> ExitCode {
@@ -51,5 +58,6 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Check(args) => check::run(&args),
+        Command::Dns(args) => dns::run(&args),
     }
 }
