@@ -194,13 +194,14 @@ fn map_failure(stderr: &str, copies: &BTreeMap<PathBuf, &DesiredFile>) -> Error 
         .find(|l| l.contains("[emerg]") || l.contains("[alert]") || l.contains("[crit]"))
         .or_else(|| stderr.lines().find(|l| !l.trim().is_empty()))
         .unwrap_or("nginx -t failed without a message");
-    let message = line
-        .split_once("] ")
-        .map_or(line, |(_, m)| m)
-        .trim()
-        .to_owned();
-    let (message, position) = split_position(&message);
-    let Some((file, line_no)) = position else {
+    let message = line.split_once("] ").map_or(line, |(_, m)| m).trim();
+    // `[emerg] 1234#1234: ...`: the pid and thread say nothing about the configuration.
+    let message = match message.split_once(": ") {
+        Some((pid, rest)) if pid.bytes().all(|b| b.is_ascii_digit() || b == b'#') => rest,
+        _ => message,
+    };
+    let (message, position) = split_position(message);
+    let Some((file, line_no)) = position.or_else(|| quoted_position(&message, copies)) else {
         return Error::Rejected {
             origin: "production".to_owned(),
             file: None,
@@ -225,6 +226,19 @@ fn map_failure(stderr: &str, copies: &BTreeMap<PathBuf, &DesiredFile>) -> Error 
         line: line_no,
         message,
     }
+}
+
+/// Some failures (a certificate nginx cannot load) carry no position; the value nginx quotes
+/// then names the line: the first candidate line holding it.
+fn quoted_position(
+    message: &str,
+    copies: &BTreeMap<PathBuf, &DesiredFile>,
+) -> Option<(PathBuf, Option<u32>)> {
+    let quoted = message.split('"').nth(1).filter(|q| !q.is_empty())?;
+    copies.iter().find_map(|(copy, c)| {
+        let n = c.content.lines().position(|l| l.contains(quoted))?;
+        Some((copy.clone(), u32::try_from(n + 1).ok()))
+    })
 }
 
 /// Splits `message in /path/file.conf:12` into the message and the position.
