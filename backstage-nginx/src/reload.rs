@@ -19,6 +19,9 @@ pub struct Reloaded {
     pub old_workers: Vec<i32>,
     /// Children started by the reload: they run the new configuration.
     pub new_workers: Vec<i32>,
+    /// Whether every old worker had exited by the deadline (one may still be finishing a
+    /// long request; it accepts no new ones).
+    pub old_exited: bool,
 }
 
 /// Reads the nginx master's pid from `pid_file`.
@@ -35,7 +38,8 @@ pub fn master_pid(pid_file: &Path) -> Result<i32, Error> {
 }
 
 /// Reloads the nginx whose master pid is in `pid_file` (SIGHUP), then waits up to `deadline`
-/// for new workers to appear: only then is the new configuration serving. nginx keeps the old
+/// for new workers to appear and the old ones to leave: only then is the new configuration
+/// serving. nginx keeps the old
 /// configuration when it rejects the new one; that is [`Error::ReloadNotTaken`], naming
 /// `error_log` when given.
 pub fn reload(
@@ -54,10 +58,18 @@ pub fn reload(
         let now: Vec<i32> = children(master);
         let new: Vec<i32> = now.iter().copied().filter(|p| !old.contains(p)).collect();
         if !new.is_empty() {
+            // Old workers close their listeners when told to quit, just after the new ones
+            // start; wait for that so the next request surely meets the new configuration.
+            // One still finishing a long request past the deadline is not a failure.
+            while start.elapsed() < deadline && children(master).iter().any(|p| old.contains(p)) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let old_exited = !children(master).iter().any(|p| old.contains(p));
             return Ok(Reloaded {
                 master,
                 old_workers: old.into_iter().collect(),
                 new_workers: new,
+                old_exited,
             });
         }
         if start.elapsed() >= deadline {

@@ -19,6 +19,7 @@ static TEMPLATES: LazyLock<tera::Tera> = LazyLock::new(|| {
     t.autoescape_on(vec![]);
     t.register_filter("q", quote_filter);
     t.register_filter("quoted", quoted_filter);
+    t.register_filter("re", regex_filter);
     t.add_raw_templates(vec![
         ("site.conf", include_str!("../templates/site.conf.tera")),
         ("nginx.conf", include_str!("../templates/nginx.conf.tera")),
@@ -81,6 +82,24 @@ fn quote_filter(
     quote(s)
         .map(|s| tera::Value::String(s.into_owned()))
         .map_err(tera::Error::msg)
+}
+
+/// A regex argument (`rewrite`): `\\` and `$` belong to the regex there, but nothing may end
+/// the token or open a block.
+fn regex_filter(
+    value: &tera::Value,
+    _: &HashMap<String, tera::Value>,
+) -> tera::Result<tera::Value> {
+    let s = as_str(value)?;
+    match s.chars().find(|c| {
+        c.is_whitespace() || c.is_control() || matches!(c, ';' | '{' | '}' | '#' | '"' | '\'')
+    }) {
+        Some(c) => Err(tera::Error::msg(format!(
+            "refusing to write {c:?} into an nginx regex: `{}`",
+            s.escape_debug()
+        ))),
+        None => Ok(tera::Value::String(s.to_owned())),
+    }
 }
 
 fn quoted_filter(
@@ -436,7 +455,23 @@ struct GigCtx<'a> {
     upstream: String,
     root: bool,
     path: &'a str,
+    /// `^/blog(/.*)$`, the mount's regex metacharacters escaped.
+    path_regex: String,
     location: String,
+}
+
+/// The regex matching everything under a mount and capturing the rest: `^/blog(/.*)$`.
+/// Of the characters a mount path may hold, `.`, `*` and `+` mean something in a regex.
+fn mount_regex(path: &str) -> String {
+    let mut out = String::from("^");
+    for c in path.chars() {
+        if matches!(c, '.' | '*' | '+') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push_str("(/.*)$");
+    out
 }
 
 /// The small page a closed Venue answers with (one line, no quotes: it sits in an nginx string).
@@ -540,6 +575,7 @@ fn render_site(production: &Production, name: &Slug, venue: &Venue) -> Result<St
             upstream: production.generated_name(gname, "").as_str().to_owned(),
             root,
             path: gig.path.as_str(),
+            path_regex: mount_regex(gig.path.as_str()),
             location,
         });
     }
@@ -609,6 +645,12 @@ mod tests {
         for bad in ["a\"b", "a$b", "a\\b", "a\rb"] {
             assert!(quoted(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn mount_regexes_escape_metacharacters() {
+        assert_eq!(mount_regex("/late"), "^/late(/.*)$");
+        assert_eq!(mount_regex("/a.b/c+d*"), "^/a\\.b/c\\+d\\*(/.*)$");
     }
 
     #[test]

@@ -193,8 +193,8 @@ fn a_broken_line_in_a_gig_block_is_mapped_to_the_gig() {
     let mut files = render(&production).unwrap();
     let jazz = files.iter_mut().find(|f| f.name == "jazz").unwrap();
     jazz.content = jazz.content.replace(
-        "uwsgi_modifier1 30;",
-        "uwsgi_modifier1 30;\n        no_such_directive on;",
+        "uwsgi_param SCRIPT_NAME /late;",
+        "uwsgi_param SCRIPT_NAME /late;\n        no_such_directive on;",
     );
     let err = validate(&production, &files, &nginx()).unwrap_err();
     insta::assert_snapshot!(
