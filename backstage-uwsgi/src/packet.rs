@@ -409,14 +409,10 @@ where
     let mut failed = None;
     for (index, (key, value)) in vars.into_iter().enumerate() {
         let (key, value) = (key.as_ref(), value.as_ref());
-        let field_error = if key.is_empty() {
-            Some(Error::EmptyKey { index })
-        } else {
-            oversized(Field::Key, key.len()).or_else(|| oversized(Field::Value, value.len()))
-        };
-        if let Some(error) = field_error {
+        let max = usize::from(u16::MAX);
+        if key.is_empty() || key.len() > max || value.len() > max {
             dst.truncate(start);
-            return Err(error);
+            return Err(field_error(index, key.len(), value.len()));
         }
         size += 4 + key.len() + value.len();
         if size > limit {
@@ -444,20 +440,27 @@ where
     Ok(())
 }
 
-fn oversized(field: Field, len: usize) -> Option<Error> {
-    (len > usize::from(u16::MAX)).then_some(Error::TooLarge {
+#[cold]
+fn field_error(index: usize, key_len: usize, value_len: usize) -> Error {
+    let (field, size) = match (key_len, value_len) {
+        (0, _) => return Error::EmptyKey { index },
+        (k, _) if k > usize::from(u16::MAX) => (Field::Key, k),
+        (_, v) => (Field::Value, v),
+    };
+    Error::TooLarge {
         field,
-        size: len,
+        size,
         limit: Limit::Protocol,
         max: usize::from(u16::MAX),
-    })
+    }
 }
 
 #[inline]
 fn put_sized(dst: &mut BytesMut, bytes: &[u8]) {
-    let len = u16::try_from(bytes.len()).expect("field size was checked");
-    dst.put_u16_le(len);
-    dst.put_slice(bytes);
+    #[allow(clippy::cast_possible_truncation)] // The caller checked `bytes.len() <= u16::MAX`.
+    let len = bytes.len() as u16;
+    dst.extend_from_slice(&len.to_le_bytes());
+    dst.extend_from_slice(bytes);
 }
 
 #[cfg(test)]

@@ -1,8 +1,8 @@
 //! The stats server: the JSON document a uWSGI `--stats` socket writes on connect.
 //!
-//! uWSGI writes strings into it without escaping them, so a `"`, a `\` or a control byte in a
-//! path breaks the JSON. [`Stats::parse`] tries strict JSON first, then a repaired copy, and
-//! reports the byte offset of the first error otherwise; it never panics.
+//! uWSGI 2.0 writes strings into it without escaping them, so a `"`, a `\` or a control byte
+//! in a path breaks the JSON. [`Stats::parse`] escapes them before parsing, and reports the
+//! byte offset of the first error otherwise; it never panics.
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -49,14 +49,18 @@ pub struct Stats {
 }
 
 impl Stats {
-    /// Parses a stats document (tolerating uWSGI's unescaped strings).
+    /// Parses a stats document as uWSGI 2.0 writes it: strings raw, never escaped.
+    ///
+    /// So a `\\` is read as itself, a control byte is kept, and a `"` ends a string only where
+    /// JSON can go on after one. When that fails too, the error is strict JSON's, with its offset
+    /// in `raw`.
     pub fn parse(raw: &[u8]) -> Result<Stats, Error> {
         let body = strip_http_head(raw);
-        let strict = match serde_json::from_slice::<Stats>(body) {
-            Ok(stats) => return Ok(stats),
-            Err(strict) => strict,
-        };
-        serde_json::from_slice::<Stats>(&repair(body)).map_err(|_| Error::InvalidStats {
+        if let Ok(stats) = serde_json::from_slice::<Stats>(&repair(body)) {
+            return Ok(stats);
+        }
+        // Report strict JSON's error: its offset is in the bytes uWSGI sent.
+        serde_json::from_slice::<Stats>(body).map_err(|strict| Error::InvalidStats {
             offset: raw.len() - body.len() + byte_offset(body, strict.line(), strict.column()),
             source: strict,
         })
