@@ -1,11 +1,26 @@
 //! The `backstage` command line.
-use clap::Parser;
+mod request;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
 
 /// Put Django applications live on uWSGI and nginx, and keep them live.
 #[derive(Debug, Parser)]
 #[command(name = "backstage", version)]
-struct Cli {}
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
 
-fn main() {
-    let _cli = Cli::parse();
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Speak the uwsgi protocol straight to a Sess (a unix socket path or host:port).
+    Request(request::RequestArgs),
+}
+
+fn main() -> ExitCode {
+    match Cli::parse().command {
+        Command::Request(args) => request::run(args),
+    }
 }

@@ -1,4 +1,6 @@
 //! Starts a real uWSGI for the tests, and stops it when dropped.
+//!
+//! Shared by `backstage-uwsgi/tests/` and the workspace's `tests/request.rs`.
 #![allow(dead_code)] // Each test crate uses part of it.
 
 use std::{
@@ -9,14 +11,24 @@ use std::{
     time::{Duration, Instant},
 };
 
-use backstage_uwsgi::Target;
+use backstage_uwsgi::{
+    Target,
+    control::{Pid, shutdown},
+};
+
+/// The workspace root: the nearest ancestor of the test's package holding `Cargo.lock`.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .find(|dir| dir.join("Cargo.lock").is_file())
+        .expect("a workspace root above CARGO_MANIFEST_DIR")
+        .to_owned()
+}
 
 /// The test virtualenv (`BACKSTAGE_TEST_VENV`, else `<workspace>/target/test-venv`).
 pub fn venv() -> PathBuf {
-    std::env::var_os("BACKSTAGE_TEST_VENV").map_or_else(
-        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-venv"),
-        PathBuf::from,
-    )
+    std::env::var_os("BACKSTAGE_TEST_VENV")
+        .map_or_else(|| workspace_root().join("target/test-venv"), PathBuf::from)
 }
 
 /// The venv's uwsgi; fails the test when it is missing.
@@ -37,6 +49,19 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// A blocking uwsgi ping (modifier1 100); true on a pong.
+fn ping(socket: &Path) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut conn) = std::os::unix::net::UnixStream::connect(socket) else {
+        return false;
+    };
+    let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+    let mut pong = [0u8; 4];
+    conn.write_all(&[100, 0, 0, 0]).is_ok()
+        && conn.read_exact(&mut pong).is_ok()
+        && pong == [100, 0, 0, 1]
 }
 
 /// A running uWSGI serving `tests/support/app.py` on a unix socket and a loopback port.
@@ -91,7 +116,7 @@ impl Uwsgi {
             .chdir_name
             .map_or_else(|| dir.path().to_owned(), |name| dir.path().join(name));
         std::fs::create_dir_all(&chdir).unwrap();
-        let app = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/app.py");
+        let app = workspace_root().join("backstage-uwsgi/tests/support/app.py");
         let child = Command::new(bin)
             .arg("--strict")
             .arg("--master")
@@ -129,12 +154,10 @@ impl Uwsgi {
 
     fn wait_ready(&self, socket: &Path) {
         let deadline = Instant::now() + Duration::from_secs(30);
-        // Ready once workers were spawned and the socket accepts.
+        // Ready once a worker answers a ping (the master alone accepts connections earlier)
+        // and the master has started its stats server (it does so after the workers).
         while Instant::now() < deadline {
-            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-            if log.contains("spawned uWSGI worker")
-                && std::os::unix::net::UnixStream::connect(socket).is_ok()
-            {
+            if ping(socket) && self.log_text().contains("Stats server enabled") {
                 return;
             }
             sleep(Duration::from_millis(50));
@@ -170,8 +193,7 @@ impl Drop for Uwsgi {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
             // SIGINT stops uWSGI 2.0 (SIGTERM would only reload it).
-            let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
-            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT);
+            let _ = shutdown(Pid::from_raw(i32::try_from(child.id()).unwrap()));
             let deadline = Instant::now() + Duration::from_secs(10);
             while Instant::now() < deadline {
                 if let Ok(Some(_)) = child.try_wait() {
