@@ -234,9 +234,19 @@ async fn stats_over_unix_count_workers_and_requests() {
             .await
             .unwrap();
     }
-    let stats = stats::read(&uwsgi.stats, Duration::from_secs(10))
+    // Workers count a request once it is over, just after the response is sent.
+    let mut stats = stats::read(&uwsgi.stats, Duration::from_secs(10))
         .await
         .unwrap();
+    for _ in 0..100 {
+        if stats.requests() == 3 && stats.workers.iter().all(|w| w.status.is_idle()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        stats = stats::read(&uwsgi.stats, Duration::from_secs(10))
+            .await
+            .unwrap();
+    }
     assert!(stats.version.starts_with("2.0."), "{}", stats.version);
     assert_eq!(stats.pid, i64::from(uwsgi.pid()));
     assert_eq!(stats.workers.len(), 2);
