@@ -166,10 +166,7 @@ impl Client {
                     let n = reader
                         .read(&mut buf[..want])
                         .await
-                        .map_err(|source| Error::Io {
-                            target: self.target.clone(),
-                            source,
-                        })?;
+                        .map_err(|source| Error::BodyRead { source })?;
                     if n == 0 {
                         return Err(Error::BodyTooShort {
                             expected: length,

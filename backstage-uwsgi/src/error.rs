@@ -96,6 +96,13 @@ pub enum Error {
         /// What is wrong there.
         reason: InvalidResponse,
     },
+    /// Reading a streamed request body failed.
+    #[error("cannot read the request body")]
+    BodyRead {
+        /// The reader's reason.
+        #[source]
+        source: io::Error,
+    },
     /// A streamed request body ended before its declared length.
     #[error("request body ended after `{actual}` of the `{expected}` bytes declared")]
     BodyTooShort {
