@@ -1,5 +1,6 @@
-//! Per-request cost of the client against a real local uWSGI (1 worker, logging off), in
-//! process: what `backstage request` costs without process start-up. Needs `scripts/test-deps`.
+//! Per-request cost of the client against a real local uWSGI (1 worker, request logging off),
+//! in process: what `backstage request` costs without process start-up (compare with the
+//! in-process `uwsgi_tools` figure of `scripts/bench-request`). Needs `scripts/test-deps`.
 #[path = "../tests/support/mod.rs"]
 mod support;
 
@@ -9,6 +10,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 fn client(c: &mut Criterion) {
     let uwsgi = support::Uwsgi::start_with(&support::Options {
         processes: 1,
+        lean: true,
         ..support::Options::default()
     });
     let runtime = tokio::runtime::Builder::new_current_thread()

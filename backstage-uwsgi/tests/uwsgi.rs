@@ -269,6 +269,7 @@ async fn stats_over_tcp_survive_unescaped_quotes_and_tabs() {
         stats_on_tcp: true,
         chdir_name: Some("we\"ird\tdir\\x"),
         processes: 1,
+        ..Options::default()
     });
     let Target::Tcp { host, port } = &uwsgi.stats else {
         unreachable!()

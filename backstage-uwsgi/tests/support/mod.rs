@@ -83,6 +83,8 @@ pub struct Options {
     pub chdir_name: Option<&'static str>,
     /// Worker processes.
     pub processes: u32,
+    /// No request logging and no memory report (per-request costs), as in benchmarks.
+    pub lean: bool,
 }
 
 impl Default for Options {
@@ -91,6 +93,7 @@ impl Default for Options {
             stats_on_tcp: false,
             chdir_name: None,
             processes: 2,
+            lean: false,
         }
     }
 }
@@ -117,7 +120,13 @@ impl Uwsgi {
             .map_or_else(|| dir.path().to_owned(), |name| dir.path().join(name));
         std::fs::create_dir_all(&chdir).unwrap();
         let app = workspace_root().join("backstage-uwsgi/tests/support/app.py");
+        let per_request_extras: &[&str] = if options.lean {
+            &["--disable-logging"]
+        } else {
+            &["--memory-report"]
+        };
         let child = Command::new(bin)
+            .args(per_request_extras)
             .arg("--strict")
             .arg("--master")
             .args(["--processes", &options.processes.to_string()])
@@ -132,7 +141,6 @@ impl Uwsgi {
             .arg("--wsgi-file")
             .arg(&app)
             .arg("--need-app")
-            .arg("--memory-report")
             .arg("--die-on-term")
             .arg("--logto")
             .arg(&log)
