@@ -315,3 +315,41 @@ fn sigint_to_the_master_stops_it() {
     control::shutdown(Pid::from_raw(uwsgi.pid())).unwrap();
     uwsgi.wait_exit();
 }
+
+#[tokio::test]
+async fn a_django_app_answers_over_unix_and_tcp() {
+    let uwsgi = Uwsgi::start_with(&Options {
+        django: true,
+        processes: 1,
+        ..Options::default()
+    });
+    for target in [&uwsgi.unix, &uwsgi.tcp] {
+        let client = Client::new(target.clone());
+        // Django checks the host against ALLOWED_HOSTS: the default Host must pass.
+        let response = client
+            .send(Request::get("/hello/?q=jazz").header("X-Trace-Id", "t-1"))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{target}");
+        let json: serde_json::Value =
+            serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
+        assert_eq!(json["method"], "GET");
+        assert_eq!(json["path"], "/hello/");
+        assert_eq!(json["q"], "jazz");
+        assert_eq!(json["trace"], "t-1");
+
+        let body = binary_body(200 * 1024);
+        let response = client
+            .send(Request::new("POST", "/upload/").body(body.clone()))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        assert!(
+            response.bytes().await.unwrap()[..] == body[..],
+            "upload echoed differently"
+        );
+
+        let response = client.send(Request::get("/nope/")).await.unwrap();
+        assert_eq!(response.status(), 404);
+    }
+}

@@ -85,6 +85,8 @@ pub struct Options {
     pub processes: u32,
     /// No request logging and no memory report (per-request costs), as in benchmarks.
     pub lean: bool,
+    /// Serve the one-file Django project `django_app.py` instead of the plain WSGI `app.py`.
+    pub django: bool,
 }
 
 impl Default for Options {
@@ -94,6 +96,7 @@ impl Default for Options {
             chdir_name: None,
             processes: 2,
             lean: false,
+            django: false,
         }
     }
 }
@@ -119,7 +122,11 @@ impl Uwsgi {
             .chdir_name
             .map_or_else(|| dir.path().to_owned(), |name| dir.path().join(name));
         std::fs::create_dir_all(&chdir).unwrap();
-        let app = workspace_root().join("backstage-uwsgi/tests/support/app.py");
+        let app = workspace_root().join(if options.django {
+            "backstage-uwsgi/tests/support/django_app.py"
+        } else {
+            "backstage-uwsgi/tests/support/app.py"
+        });
         let per_request_extras: &[&str] = if options.lean {
             &["--disable-logging"]
         } else {
@@ -128,6 +135,8 @@ impl Uwsgi {
         let child = Command::new(bin)
             .args(per_request_extras)
             .arg("--strict")
+            .arg("--home")
+            .arg(venv())
             .arg("--master")
             .args(["--processes", &options.processes.to_string()])
             .arg("--socket")
