@@ -37,7 +37,8 @@ pub struct RequestArgs {
     #[arg(short = 'i', long = "include")]
     include: bool,
     /// Seconds to wait for the connection, and for each read.
-    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    #[arg(long, value_name = "SECONDS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..))]
     timeout: u64,
 }
 

@@ -114,6 +114,7 @@ fn bad_usage_exits_2() {
         &["/tmp/x.sock", "/", "-H", "no colon"],
         &["/tmp/x.sock", "/", "-d", "a", "--data-binary", "b"],
         &["/tmp/x.sock"],
+        &["/tmp/x.sock", "/", "--timeout", "0"],
     ] {
         let out = backstage(args);
         assert_eq!(out.status.code(), Some(2), "{args:?}");

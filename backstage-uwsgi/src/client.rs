@@ -121,7 +121,7 @@ impl Client {
         }
         let header = Header::decode(&reply[..got]).ok_or(Error::InvalidPacket {
             offset: got,
-            reason: crate::error::InvalidPacket::TruncatedSize,
+            reason: crate::error::InvalidPacket::TruncatedHeader,
         })?;
         if header.modifier1 != Modifier1::PING || header.modifier2 != Modifier2::PONG {
             return Err(Error::UnexpectedPong {

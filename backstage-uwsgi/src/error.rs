@@ -173,6 +173,8 @@ pub enum InvalidPacket {
         /// The decoder's limit.
         buffer_size: u16,
     },
+    /// The connection ended inside the 4-byte header.
+    TruncatedHeader,
     /// The vars block ends inside a 2-byte size.
     TruncatedSize,
     /// A key or value's size runs past the end of the vars block.
@@ -196,6 +198,7 @@ impl fmt::Display for InvalidPacket {
                 f,
                 "datasize `{datasize}` exceeds the `buffer_size` limit of `{buffer_size}` bytes"
             ),
+            Self::TruncatedHeader => f.write_str("connection closed inside the 4-byte header"),
             Self::TruncatedSize => f.write_str("vars block ends inside a 2-byte size"),
             Self::Overrun { size, left } => write!(
                 f,
