@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 
 mod check;
 mod dns;
+mod request;
 
 /// Put Django applications live on uWSGI and nginx, and keep them live.
 ///
@@ -42,6 +43,11 @@ enum Command {
     /// `http://127.0.0.1:8081`), `api_key_env` (the variable holding its API key), `address`
     /// (the IPs the names resolve to), optional `ttl`; a Venue may name its `zone`.
     Dns(dns::DnsArgs),
+    /// Send one HTTP request to a Sess over the uwsgi protocol, without nginx.
+    ///
+    /// TARGET is a unix socket path or HOST:PORT. The response body goes to stdout byte for
+    /// byte; `-i` shows the status line and headers first.
+    Request(request::RequestArgs),
 }
 
 fn main() -> ExitCode {
@@ -59,5 +65,6 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Check(args) => check::run(&args),
         Command::Dns(args) => dns::run(&args),
+        Command::Request(args) => request::run(args),
     }
 }

@@ -1,0 +1,123 @@
+//! `backstage request` (the built binary) against a real uWSGI.
+#[path = "../backstage-uwsgi/tests/support/mod.rs"]
+mod support;
+
+use std::process::{Command, Output};
+
+use support::Uwsgi;
+
+fn backstage(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_backstage"))
+        .arg("request")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn target(t: &backstage_uwsgi::Target) -> String {
+    t.to_string()
+}
+
+#[test]
+fn get_prints_the_body_only() {
+    let uwsgi = Uwsgi::start();
+    let out = backstage(&[
+        &target(&uwsgi.unix),
+        "/environ?q=jazz",
+        "-H",
+        "X-Trace-Id: abc",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let env: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(env["QUERY_STRING"], "q=jazz");
+    assert_eq!(env["HTTP_X_TRACE_ID"], "abc");
+    assert_eq!(env["REQUEST_METHOD"], "GET");
+}
+
+#[test]
+fn binary_file_body_round_trips_byte_for_byte_over_tcp() {
+    let uwsgi = Uwsgi::start();
+    let body: Vec<u8> = (0..200 * 1024u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13).to_le_bytes()[0])
+        .collect();
+    let file = uwsgi.dir.path().join("body.bin");
+    std::fs::write(&file, &body).unwrap();
+    let out = backstage(&[
+        &target(&uwsgi.tcp),
+        "/echo",
+        "--data-binary",
+        &format!("@{}", file.display()),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.stdout == body, "stdout differs from the file sent");
+}
+
+#[test]
+fn data_is_posted_as_a_form() {
+    let uwsgi = Uwsgi::start();
+    let out = backstage(&[&target(&uwsgi.unix), "/environ", "-d", "a=1&b=2"]);
+    assert_eq!(out.status.code(), Some(0));
+    let env: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(env["REQUEST_METHOD"], "POST");
+    assert_eq!(env["CONTENT_LENGTH"], "7");
+    assert_eq!(env["CONTENT_TYPE"], "application/x-www-form-urlencoded");
+}
+
+#[test]
+fn include_shows_status_and_headers_and_a_404_is_not_a_failure() {
+    let uwsgi = Uwsgi::start();
+    let out = backstage(&[&target(&uwsgi.unix), "/missing", "-i"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\n\r\nnot found: /missing"
+    );
+}
+
+#[test]
+fn binary_response_goes_to_stdout_unchanged() {
+    let uwsgi = Uwsgi::start();
+    let out = backstage(&[&target(&uwsgi.unix), "/binary", "-X", "GET"]);
+    assert_eq!(out.status.code(), Some(0));
+    let expected: Vec<u8> = (0..=255u8).cycle().take(1024).collect();
+    assert_eq!(out.stdout, expected);
+}
+
+#[test]
+fn an_unreachable_target_exits_1_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("gone.sock");
+    let out = backstage(&[sock.to_str().unwrap(), "/"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains(&format!("cannot connect to `{}`", sock.display())),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn bad_usage_exits_2() {
+    for args in [
+        &["no-slash-no-port", "/"][..],
+        &["/tmp/x.sock", "/", "-H", "no colon"],
+        &["/tmp/x.sock", "/", "-d", "a", "--data-binary", "b"],
+        &["/tmp/x.sock"],
+        &["/tmp/x.sock", "/", "--timeout", "0"],
+    ] {
+        let out = backstage(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(!out.stderr.is_empty(), "{args:?}");
+    }
+}
