@@ -113,7 +113,7 @@ pub struct Production {
 }
 
 impl Production {
-    /// Validates `manifest` (with the GIL released: validation touches the file system).
+    /// Validates `manifest` with the GIL released, so other Python threads run meanwhile.
     fn validate(py: Python<'_>, manifest: Manifest) -> Production {
         py.detach(|| {
             let parsed = manifest.parse();
