@@ -5,6 +5,8 @@ from __future__ import annotations
 import errno
 import os
 import re
+import subprocess
+import sys
 import sysconfig
 from pathlib import Path
 
@@ -152,13 +154,26 @@ def test_missing_file_is_file_not_found(tmp_path: Path) -> None:
     assert info.value.filename == str(missing)
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
-def test_unreadable_file_is_permission_error(tmp_path: Path) -> None:
-    manifest = tmp_path / "backstage.toml"
+def test_unreadable_file_is_permission_error(short_tmp: Path) -> None:
+    manifest = short_tmp / "backstage.toml"
     manifest.write_text('[production]\nname = "x"\n')
     manifest.chmod(0)
-    with pytest.raises(PermissionError):
-        Production.load(manifest)
+    short_tmp.chmod(0o755)
+    # Root reads any file, so as root the load runs in a child that has given up root.
+    code = (
+        "import os, sys, backstage\n"
+        "if os.geteuid() == 0:\n"
+        "    os.setgid(65534); os.setuid(65534)\n"
+        "try:\n"
+        "    backstage.Production.load(sys.argv[1])\n"
+        "except PermissionError as e:\n"
+        "    print(e.errno, e.filename)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(manifest)], capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == f"{errno.EACCES} {manifest}"
 
 
 def test_a_directory_is_an_os_error(tmp_path: Path) -> None:
