@@ -7,6 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from backstage._backstage import run_cli
 from conftest import INVALID
 
 
@@ -49,3 +52,13 @@ def test_python_dash_m() -> None:
     )
     assert out.returncode == 0
     assert out.stdout.startswith("backstage ")
+
+
+def test_run_cli_in_process(jazzclub_manifest: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    # The Rust CLI writes to the process' own stdout/stderr (file descriptors 1 and 2).
+    assert run_cli(["backstage", "check", "-f", str(jazzclub_manifest)]) == 0
+    assert capfd.readouterr().out.strip() == f"{jazzclub_manifest}: ok"
+    assert run_cli(["backstage", "check", "-f", str(sorted(INVALID.glob("*.toml"))[0])]) == 1
+    assert "nothing was written" in capfd.readouterr().err
+    assert run_cli(["backstage", "--no-such-flag"]) == 2
+    assert "--no-such-flag" in capfd.readouterr().err
