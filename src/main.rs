@@ -1,70 +1,7 @@
-//! The `backstage` command line: a thin layer over the Backstage crates.
-//!
-//! Exit codes: 0 success, 1 the operation found problems or failed, 2 bad usage.
+//! The `backstage` binary; the command line lives in the library (`src/lib.rs`).
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
-
-mod check;
-mod dns;
-mod request;
-
-/// Put Django applications live on uWSGI and nginx, and keep them live.
-///
-/// Backstage reads one file, `backstage.toml`, that describes a Production: its Acts (Django
-/// projects), Stages (virtualenvs with uWSGI), Sess (an Act running on a Stage), Venues (the
-/// names nginx serves) and Gigs (an Act booked at a Venue). Start with `backstage check`.
-#[derive(Debug, Parser)]
-#[command(name = "backstage", version, propagate_version = true)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-/// Where the manifest is: `-f FILE`, else `backstage.toml` here or in the nearest parent.
-#[derive(Debug, Clone, clap::Args)]
-pub(crate) struct ManifestArg {
-    /// The manifest to use [default: `backstage.toml` in this directory or the nearest parent]
-    #[arg(short = 'f', long = "file", value_name = "FILE")]
-    pub file: Option<PathBuf>,
-}
-
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Validate the manifest and report every problem at once; writes nothing.
-    ///
-    /// Exit 0 when the Production is valid, 1 when problems were found.
-    Check(check::CheckArgs),
-    /// Make PowerDNS serve every Venue's names: `dns plan`, `dns apply`.
-    ///
-    /// Needs `[producer]` in the manifest: `api_url` (the PowerDNS webserver, e.g.
-    /// `http://127.0.0.1:8081`), `api_key_env` (the variable holding its API key), `address`
-    /// (the IPs the names resolve to), optional `ttl`; a Venue may name its `zone`.
-    Dns(dns::DnsArgs),
-    /// Send one HTTP request to a Sess over the uwsgi protocol, without nginx.
-    ///
-    /// TARGET is a unix socket path or HOST:PORT. The response body goes to stdout byte for
-    /// byte; `-i` shows the status line and headers first.
-    Request(request::RequestArgs),
-}
-
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
-        Err(e) => {
-            let _ = e.print();
-            return if e.use_stderr() {
-                ExitCode::from(2)
-            } else {
-                ExitCode::SUCCESS
-            };
-        }
-    };
-    match cli.command {
-        Command::Check(args) => check::run(&args),
-        Command::Dns(args) => dns::run(&args),
-        Command::Request(args) => request::run(args),
-    }
+    backstage::run(std::env::args_os())
 }

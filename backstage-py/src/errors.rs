@@ -1,0 +1,96 @@
+//! Every Backstage error becomes a Python exception here, and only here.
+//!
+//! The classes live in `backstage._errors` (plain Python, so they read and subclass like any
+//! exception): `BackstageError`, `ValidationError` (also a `ValueError`, carrying `.problems`),
+//! `ProtocolError`, `ApplyError`. I/O failures keep Python's own `OSError` subclasses
+//! (`FileNotFoundError`, `PermissionError`, …) with `errno` and `filename` set.
+
+use std::path::Path;
+
+use backstage_core::Error;
+use pyo3::exceptions::PyOSError;
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::PyType;
+
+use crate::Problem;
+
+/// The Python module defining the exception classes.
+const ERRORS_MODULE: &str = "backstage._errors";
+
+static BACKSTAGE_ERROR: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+static VALIDATION_ERROR: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+
+/// The Python exception for a core error.
+pub(crate) fn to_py(py: Python<'_>, error: Error) -> PyErr {
+    match error {
+        Error::Read { path, source } => match source.raw_os_error() {
+            Some(errno) => os_error(py, errno, &path),
+            None => backstage_error(py, &chain(&Error::Read { path, source })),
+        },
+        Error::ManifestNotFound { ref start } => {
+            // Not found is not found: the same class `open()` raises, naming the start dir.
+            os_error_with(ENOENT, &error.to_string(), start)
+        }
+        Error::Invalid {
+            ref path,
+            ref problems,
+        } => validation_error(py, path, problems),
+        other => backstage_error(py, &chain(&other)),
+    }
+}
+
+/// `ValidationError` for a manifest at `path` with `problems`.
+pub(crate) fn validation_error(
+    py: Python<'_>,
+    path: &Path,
+    problems: &[backstage_core::Problem],
+) -> PyErr {
+    let message = Error::Invalid {
+        path: path.to_owned(),
+        problems: problems.to_vec(),
+    }
+    .to_string();
+    let problems: Vec<Problem> = problems.iter().map(Problem::from).collect();
+    match VALIDATION_ERROR.import(py, ERRORS_MODULE, "ValidationError") {
+        Ok(class) => PyErr::from_type(class.clone(), (message, problems)),
+        Err(e) => e,
+    }
+}
+
+/// A plain `BackstageError` with `message`.
+fn backstage_error(py: Python<'_>, message: &str) -> PyErr {
+    match BACKSTAGE_ERROR.import(py, ERRORS_MODULE, "BackstageError") {
+        Ok(class) => PyErr::from_type(class.clone(), message.to_owned()),
+        Err(e) => e,
+    }
+}
+
+/// `OSError(errno, strerror, filename)`: Python picks the subclass from `errno`.
+fn os_error(py: Python<'_>, errno: i32, path: &Path) -> PyErr {
+    let strerror = py
+        .import("os")
+        .and_then(|os| os.call_method1("strerror", (errno,)))
+        .and_then(|s| s.extract::<String>())
+        .unwrap_or_else(|_| std::io::Error::from_raw_os_error(errno).to_string());
+    os_error_with(errno, &strerror, path)
+}
+
+fn os_error_with(errno: i32, strerror: &str, path: &Path) -> PyErr {
+    PyOSError::new_err((errno, strerror.to_owned(), path.as_os_str().to_owned()))
+}
+
+/// `ENOENT`: 2 on every platform Backstage runs on (Linux and the BSDs).
+const ENOENT: i32 = 2;
+
+/// An error with its sources, `: `-separated (the CLI's format).
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(inner) = cur {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        cur = inner.source();
+    }
+    s
+}
