@@ -19,6 +19,7 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
 use crate::stage_error::{StageError, io_err};
+use crate::stage_manager::SessRuntime;
 
 /// How often a wait polls.
 const POLL: Duration = Duration::from_millis(50);
@@ -39,7 +40,8 @@ pub struct Emperor {
     vassal_dir: PathBuf,
     run_dir: PathBuf,
     log_dir: PathBuf,
-    sess_pid_files: Vec<(String, PathBuf)>,
+    /// Each Sess' runtime artefacts.
+    sess: Vec<SessRuntime>,
     /// The child when this process started it, so it can be reaped (a zombie looks alive).
     child: Option<Child>,
 }
@@ -53,24 +55,20 @@ impl Emperor {
                 production: production.name.to_string(),
             });
         }
-        let uwsgi = production
-            .stages
-            .values()
-            .next()
-            .map_or_else(
-                || PathBuf::from("uwsgi"),
-                |s| s.virtualenv.as_path().join("bin/uwsgi"),
-            );
+        let uwsgi = production.stages.values().next().map_or_else(
+            || PathBuf::from("uwsgi"),
+            |s| s.virtualenv.as_path().join("bin/uwsgi"),
+        );
         let layout = &production.layout;
         Ok(Emperor {
             uwsgi,
             vassal_dir: layout.vassal_dir.as_path().to_owned(),
             run_dir: layout.run_dir.as_path().to_owned(),
             log_dir: layout.log_dir.as_path().to_owned(),
-            sess_pid_files: production
+            sess: production
                 .sess
                 .keys()
-                .map(|n| (n.to_string(), production.pid_file(n).as_path().to_owned()))
+                .map(|n| SessRuntime::of(production, n))
                 .collect(),
             child: None,
         })
@@ -113,8 +111,14 @@ impl Emperor {
             fs::create_dir_all(dir).map_err(io_err("create directory", dir))?;
         }
         let pid_file = self.pid_file();
-        // A pid file naming a dead process (the Emperor was killed) is stale.
-        let _ = fs::remove_file(&pid_file);
+        if pid_file.exists() {
+            // The Emperor died without stopping (SIGKILL, a crash): its pid file is stale, and
+            // its orphaned vassals exit on their own once they notice. Starting new ones before
+            // that would let an old master's `vacuum` unlink a new master's socket.
+            self.wait_for_orphans(Duration::from_secs(10));
+            self.remove_leftovers()?;
+            let _ = fs::remove_file(&pid_file);
+        }
         let log = self.log_file();
         let out = OpenOptions::new()
             .create(true)
@@ -177,7 +181,7 @@ impl Emperor {
             let alive = self.alive();
             if alive.is_empty() {
                 let _ = fs::remove_file(self.pid_file());
-                return Ok(());
+                return self.remove_leftovers();
             }
             if Instant::now() > deadline {
                 return Err(StageError::EmperorStop {
@@ -195,12 +199,48 @@ impl Emperor {
         if let Some(pid) = self.pid() {
             alive.push(format!("emperor pid {pid}"));
         }
-        for (name, file) in &self.sess_pid_files {
-            if let Some(pid) = read_pid(file).filter(|&p| pid_alive(p)) {
-                alive.push(format!("sess `{name}` pid {pid}"));
-            }
+        for (name, pid) in self.vassal_masters() {
+            alive.push(format!("sess `{name}` pid {pid}"));
         }
         alive
+    }
+
+    /// The live vassal masters of this Production.
+    fn vassal_masters(&self) -> Vec<(String, i32)> {
+        self.sess
+            .iter()
+            .filter_map(|r| r.live_master().map(|pid| (r.name.clone(), pid)))
+            .collect()
+    }
+
+    /// Removes the runtime files of every Sess whose master is gone.
+    fn remove_leftovers(&self) -> Result<(), StageError> {
+        for r in &self.sess {
+            if r.live_master().is_none() {
+                r.remove_leftovers()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits for vassals orphaned by a dead Emperor to exit; after half the time, asks them
+    /// to stop (`SIGINT`).
+    fn wait_for_orphans(&self, timeout: Duration) {
+        let start = Instant::now();
+        let mut asked = false;
+        loop {
+            let masters = self.vassal_masters();
+            if masters.is_empty() || start.elapsed() > timeout {
+                return;
+            }
+            if !asked && start.elapsed() > timeout / 2 {
+                for (_, pid) in &masters {
+                    let _ = kill(Pid::from_raw(*pid), Signal::SIGINT);
+                }
+                asked = true;
+            }
+            sleep(POLL);
+        }
     }
 
     fn reap(&mut self) {

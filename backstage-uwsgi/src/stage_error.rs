@@ -75,6 +75,16 @@ pub enum StageError {
         /// What is still running (`emperor pid 123`, `club-a pid 456`).
         alive: Vec<String>,
     },
+    /// A Sess' master did not exit before the deadline.
+    #[error("sess `{sess}` (master pid {pid}) did not stop within {seconds} s")]
+    SessStop {
+        /// The Sess.
+        sess: String,
+        /// Its master's pid.
+        pid: i32,
+        /// The deadline in seconds.
+        seconds: u64,
+    },
     /// System mode: Backstage does not run the Emperor.
     #[error("production `{production}` is in system mode: the system's uWSGI Emperor serves it")]
     SystemMode {

@@ -9,14 +9,14 @@
 use std::fs;
 use std::io::Read;
 use std::os::unix::net::UnixStream;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use backstage_core::values::Slug;
-use backstage_core::{Production, files};
+use backstage_core::{Production, SessSocket, files};
 use serde::{Deserialize, Serialize};
 
-use crate::emperor::log_tail;
+use crate::emperor::{log_tail, pid_alive, read_pid};
 use crate::stage_error::{StageError, io_err};
 use crate::vassal::{find_sess, render_vassal};
 
@@ -182,6 +182,26 @@ impl<'p> StageManager<'p> {
         Ok(files::remove_ours(path.as_path(), &self.production.name)?)
     }
 
+    /// Waits until the Sess' master has exited (after [`Self::stop`]), then removes the
+    /// runtime files it left: uWSGI's `vacuum` skips a unix socket the master inherited across
+    /// a reload ("changed inode. Skip removal"), so a reloaded Sess leaves its socket behind.
+    pub fn wait_stopped(&self, name: &str, timeout: Duration) -> Result<(), StageError> {
+        let (name, _) = find_sess(self.production, name)?;
+        let runtime = SessRuntime::of(self.production, name);
+        let deadline = Instant::now() + timeout;
+        while let Some(pid) = runtime.live_master() {
+            if Instant::now() > deadline {
+                return Err(StageError::SessStop {
+                    sess: name.to_string(),
+                    pid,
+                    seconds: timeout.as_secs(),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        runtime.remove_leftovers()
+    }
+
     fn place(&self, name: &str, touch: bool) -> Result<Placement, StageError> {
         let (name, _) = find_sess(self.production, name)?;
         let desired = render_vassal(self.production, name)?;
@@ -266,6 +286,61 @@ impl<'p> StageManager<'p> {
     /// The log file of a Sess (its failures' tracebacks land there).
     pub fn log_file(&self, name: &Slug) -> std::path::PathBuf {
         self.production.log_file(name).as_path().to_owned()
+    }
+}
+
+/// The runtime artefacts of one Sess: its master's pid file and process name, and the files
+/// it creates under the run dir.
+#[derive(Debug, Clone)]
+pub(crate) struct SessRuntime {
+    pub(crate) name: String,
+    /// `backstage.<production>.<sess> `: the prefix of its processes' names.
+    procname: String,
+    pid_file: PathBuf,
+    /// Socket (when unix), stats socket, master FIFO.
+    files: Vec<PathBuf>,
+}
+
+impl SessRuntime {
+    pub(crate) fn of(production: &Production, name: &Slug) -> SessRuntime {
+        let mut files = vec![
+            production.stats_socket(name).as_path().to_owned(),
+            production.master_fifo(name).as_path().to_owned(),
+        ];
+        if let Some(sess) = production.sess.get(name)
+            && let SessSocket::Unix(path) = &sess.socket
+        {
+            files.push(path.as_path().to_owned());
+        }
+        SessRuntime {
+            name: name.to_string(),
+            procname: format!("{} ", production.generated_name(name, "").as_str()),
+            pid_file: production.pid_file(name).as_path().to_owned(),
+            files,
+        }
+    }
+
+    /// The pid of its live master: its pid file names a live process whose command line
+    /// carries the Sess' process name (a reused pid is someone else's).
+    pub(crate) fn live_master(&self) -> Option<i32> {
+        let pid = read_pid(&self.pid_file).filter(|&p| pid_alive(p))?;
+        let cmdline = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+        String::from_utf8_lossy(&cmdline)
+            .contains(self.procname.as_str())
+            .then_some(pid)
+    }
+
+    /// Removes what a master that is gone left behind. Only call when no master runs.
+    pub(crate) fn remove_leftovers(&self) -> Result<(), StageError> {
+        for path in self.files.iter().chain([&self.pid_file]) {
+            match fs::remove_file(path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(io_err("remove", path)(e));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
     }
 }
 
