@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod check;
+mod sess;
 
 /// Put Django applications live on uWSGI and nginx, and keep them live.
 ///
@@ -35,6 +36,8 @@ enum Command {
     ///
     /// Exit 0 when the Production is valid, 1 when problems were found.
     Check(check::CheckArgs),
+    /// Start, stop or reload one Sess through the uWSGI Emperor (`backstage sess start club-a`).
+    Sess(sess::SessArgs),
 }
 
 fn main() -> ExitCode {
@@ -51,5 +54,6 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Check(args) => check::run(&args),
+        Command::Sess(args) => sess::run(&args),
     }
 }
