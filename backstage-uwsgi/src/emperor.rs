@@ -94,7 +94,13 @@ impl Emperor {
     /// The pid of the running Emperor, if its pid file names a live process.
     pub fn pid(&mut self) -> Option<i32> {
         self.reap();
-        read_pid(&self.pid_file()).filter(|&p| pid_alive(p))
+        let pid = read_pid(&self.pid_file()).filter(|&p| pid_alive(p))?;
+        // After a reboot the pid may be someone else's: it must be an Emperor over our dir.
+        let cmdline = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+        let mut args = cmdline.split(|&b| b == 0);
+        let ours = args.any(|a| a == b"--emperor")
+            && args.next() == Some(self.vassal_dir.as_os_str().as_encoded_bytes());
+        ours.then_some(pid)
     }
 
     /// Whether the Emperor is running.
@@ -126,7 +132,15 @@ impl Emperor {
             .open(&log)
             .map_err(io_err("open", &log))?;
         let err = out.try_clone().map_err(io_err("open", &log))?;
-        let child = Command::new(&self.uwsgi)
+        let mut command = Command::new(&self.uwsgi);
+        // uWSGI reads `UWSGI_*` variables as options: the caller's environment must not
+        // configure the Emperor or, through it, every vassal.
+        for (key, _) in std::env::vars_os() {
+            if key.as_encoded_bytes().starts_with(b"UWSGI_") {
+                command.env_remove(key);
+            }
+        }
+        let child = command
             .arg("--emperor")
             .arg(&self.vassal_dir)
             .args(["--emperor-freq", "1"])
