@@ -259,22 +259,26 @@ impl<'p> StageManager<'p> {
         ))
     }
 
-    /// Polls the Sess' state until it runs, its app visibly failed to load, or `timeout`
-    /// passed; returns the last state seen.
+    /// Polls the Sess' state until it runs, its app visibly fails to load (uWSGI logs
+    /// `no app loaded. GAME OVER` after this call began: an older failure in the log does not
+    /// count), or `timeout` passed; returns the last state seen.
     pub fn wait_running(
         &self,
         name: &str,
         emperor_running: bool,
         timeout: Duration,
     ) -> Result<SessState, StageError> {
+        let (slug, _) = find_sess(self.production, name)?;
+        let log = self.production.log_file(slug);
+        let mark = fs::metadata(log.as_path()).map_or(0, |m| m.len());
         let deadline = Instant::now() + timeout;
         loop {
             let state = self.state(name, emperor_running)?;
             let gave_up = match &state {
                 SessState::Running { .. } | SessState::Stopped => true,
-                SessState::Failed { log_tail, .. } => log_tail
-                    .iter()
-                    .any(|l| l.contains("no app loaded. GAME OVER")),
+                SessState::Failed { .. } => {
+                    logged_since(log.as_path(), mark, "no app loaded. GAME OVER")
+                }
             };
             if gave_up || Instant::now() > deadline {
                 return Ok(state);
@@ -342,6 +346,21 @@ impl SessRuntime {
         }
         Ok(())
     }
+}
+
+/// Whether `needle` appears in the file past byte `mark` (a log truncated since counts whole).
+fn logged_since(path: &Path, mark: u64, needle: &str) -> bool {
+    use std::io::{Seek, SeekFrom};
+    let Ok(mut f) = fs::File::open(path) else {
+        return false;
+    };
+    let len = f.metadata().map_or(0, |m| m.len());
+    let start = if len < mark { 0 } else { mark };
+    let mut buf = Vec::new();
+    if f.seek(SeekFrom::Start(start)).is_err() || f.read_to_end(&mut buf).is_err() {
+        return false;
+    }
+    String::from_utf8_lossy(&buf).contains(needle)
 }
 
 fn mtime(path: &Path) -> Result<SystemTime, StageError> {

@@ -297,7 +297,16 @@ fn sess_lifecycle_through_a_real_emperor() {
         ),
         other => panic!("expected failed, got {other:?}"),
     }
+    // Fixed and reloaded, it runs: the earlier failure in its log does not count.
+    std::fs::write(
+        dir.path().join("club/club/broken_settings.py"),
+        "from club.settings import *  # noqa: F403\n",
+    )
+    .unwrap();
+    assert_eq!(sm.reload("broken").unwrap(), Placement::Reloaded);
+    running_pids(&sm.wait_running("broken", true, WAIT).unwrap());
     assert!(sm.stop("broken").unwrap());
+    sm.wait_stopped("broken", WAIT).unwrap();
 
     // Stop: the vassal goes, then the socket and the processes.
     let pids = running_pids(&sm.state("club-a", true).unwrap());
