@@ -2,6 +2,7 @@
 //! real jazzclub Django project, in a temporary state dir.
 
 use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -223,11 +224,21 @@ fn sess_lifecycle_through_a_real_emperor() {
     // Start: the vassal appears, the Sess answers.
     assert_eq!(sm.start("club-a").unwrap(), Placement::Created);
     assert_eq!(sm.start("club-a").unwrap(), Placement::Unchanged);
+    let placed = Instant::now();
     assert_eq!(sm.start("probe").unwrap(), Placement::Created);
+    running_pids(&sm.wait_running("probe", true, WAIT).unwrap());
+    eprintln!(
+        "probe running {} ms after its vassal was placed",
+        placed.elapsed().as_millis()
+    );
     let state = sm.wait_running("club-a", true, WAIT).unwrap();
     let old_pids = running_pids(&state);
     assert_eq!(old_pids.len(), 2);
     let SessSocketPath(socket) = socket_of(&p, "club-a");
+    // Nothing under the run dir is reachable by other users; the socket is never world-writable.
+    let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(p.layout.run_dir.as_path()), 0o700);
+    assert_eq!(mode(&socket), 0o600);
     let (status, body) = request(&socket, "/whoami").unwrap();
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("\"club-a\""), "{body}");
