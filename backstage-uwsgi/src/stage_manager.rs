@@ -232,8 +232,9 @@ impl<'p> StageManager<'p> {
                 Ok(Placement::Reloaded)
             }
             Some(_) => {
-                files::write_atomic(path, desired.content.as_bytes(), production)?;
-                bump_mtime(path, previous_mtime)?;
+                // The new content arrives with its final mtime: the Emperor reloads once.
+                let when = next_mtime(previous_mtime);
+                files::write_atomic_at(path, desired.content.as_bytes(), production, Some(when))?;
                 Ok(Placement::Reloaded)
             }
         }
@@ -369,14 +370,19 @@ fn mtime(path: &Path) -> Result<SystemTime, StageError> {
         .map_err(io_err("stat", path))
 }
 
-/// Sets `path`'s mtime to now, but at least one whole second past `previous`, so the Emperor
-/// (which compares whole seconds) sees a change even within the same second.
-fn bump_mtime(path: &Path, previous: Option<SystemTime>) -> Result<(), StageError> {
+/// Now, but at least one whole second past `previous`: the Emperor compares whole seconds, so
+/// a change within the same second as the last one must still move the mtime.
+fn next_mtime(previous: Option<SystemTime>) -> SystemTime {
     let now = SystemTime::now();
-    let target = match previous.and_then(|p| p.duration_since(UNIX_EPOCH).ok()) {
+    match previous.and_then(|p| p.duration_since(UNIX_EPOCH).ok()) {
         Some(p) => now.max(UNIX_EPOCH + Duration::from_secs(p.as_secs() + 1)),
         None => now,
-    };
+    }
+}
+
+/// Sets `path`'s mtime to [`next_mtime`].
+fn bump_mtime(path: &Path, previous: Option<SystemTime>) -> Result<(), StageError> {
+    let target = next_mtime(previous);
     fs::OpenOptions::new()
         .write(true)
         .open(path)

@@ -8,6 +8,10 @@ use backstage_uwsgi::stage_error::StageError;
 use backstage_uwsgi::stage_manager::{Placement, StageManager};
 
 fn production(dir: &std::path::Path) -> Production {
+    production_with(dir, 2)
+}
+
+fn production_with(dir: &std::path::Path, processes: u16) -> Production {
     let text = r#"
 [production]
 name = "jazzclub"
@@ -22,9 +26,11 @@ virtualenv = "venv"
 [sess.club-a]
 act = "club"
 stage = "local"
-"#;
+processes = PROCESSES
+"#
+    .replace("PROCESSES", &processes.to_string());
     let path = dir.join("backstage.toml");
-    std::fs::write(&path, text).unwrap();
+    std::fs::write(&path, &text).unwrap();
     Manifest::read(&path).unwrap().load().unwrap()
 }
 
@@ -58,6 +64,18 @@ fn start_reload_stop_move_only_our_file() {
     let before = mtime_secs(file);
     assert_eq!(sm.start("club-a").unwrap(), Placement::Unchanged);
     assert_eq!(mtime_secs(file), before);
+    // A changed manifest rewrites the vassal with its mtime already a second further.
+    let changed = production_with(dir.path(), 3);
+    assert_eq!(
+        StageManager::new(&changed).start("club-a").unwrap(),
+        Placement::Reloaded
+    );
+    assert!(mtime_secs(file) > before);
+    assert!(
+        std::fs::read_to_string(file)
+            .unwrap()
+            .contains("\nprocesses = 3\n")
+    );
     // Only the vassal itself is in the directory: no temporary file is left behind.
     let names: Vec<_> = std::fs::read_dir(file.parent().unwrap())
         .unwrap()
