@@ -74,11 +74,8 @@ fn act(
         Mode::System => true,
         Mode::User => Emperor::for_production(production)?.is_running(),
     };
-    let file = production.vassal_file(
-        &backstage_uwsgi::vassal::find_sess(production, name)?
-            .0
-            .clone(),
-    );
+    let (slug, _) = backstage_uwsgi::vassal::find_sess(production, name)?;
+    let file = production.vassal_file(slug);
     match action {
         SessAction::Start(_) => {
             let placement = sm.start(name)?;
