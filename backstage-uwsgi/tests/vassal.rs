@@ -59,6 +59,12 @@ fn user_mode_vassals() {
         assert!(!f.content.contains("daemonize"));
         insta::assert_snapshot!(format!("user_{}", f.name), f.content);
     }
+    let dir = tempfile::tempdir().unwrap();
+    for f in &files {
+        let file = dir.path().join(f.path.file_name().unwrap());
+        std::fs::write(&file, &f.content).unwrap();
+        assert_eq!(uwsgi_get(&test_uwsgi(), &file, "master"), "true");
+    }
     assert_eq!(
         files[0].path,
         PathBuf::from("/srv/jazz/.backstage/vassals/backstage.jazzclub.club-a.ini")
@@ -93,6 +99,12 @@ gid = "www-data"
         PathBuf::from("/etc/uwsgi-emperor/vassals/backstage.jazzclub.club-a.ini")
     );
     insta::assert_snapshot!("system_club-a", f.content);
+    // Real uWSGI accepts every key under `strict`.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("club-a.ini");
+    std::fs::write(&file, &f.content).unwrap();
+    assert_eq!(uwsgi_get(&test_uwsgi(), &file, "uid"), "www-data");
+    assert_eq!(uwsgi_get(&test_uwsgi(), &file, "chmod-socket"), "660");
 }
 
 /// The test virtualenv with real uWSGI; fails (never skips) when it is missing.
