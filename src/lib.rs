@@ -18,6 +18,7 @@ use clap::{Parser, Subcommand};
 mod check;
 mod dns;
 mod request;
+mod sess;
 
 /// Put Django applications live on uWSGI and nginx, and keep them live.
 ///
@@ -56,6 +57,8 @@ enum Command {
     /// TARGET is a unix socket path or HOST:PORT. The response body goes to stdout byte for
     /// byte; `-i` shows the status line and headers first.
     Request(request::RequestArgs),
+    /// Start, stop or reload one Sess through the uWSGI Emperor (`backstage sess start club-a`).
+    Sess(sess::SessArgs),
 }
 
 /// Runs the command line on `args` (the first is the program name, as in `std::env::args_os`).
@@ -79,5 +82,6 @@ where
         Command::Check(args) => check::run(&args),
         Command::Dns(args) => dns::run(&args),
         Command::Request(args) => request::run(args),
+        Command::Sess(args) => sess::run(&args),
     }
 }

@@ -8,6 +8,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use crate::values::Slug;
 
@@ -82,6 +83,18 @@ pub fn temp_name(path: &Path) -> PathBuf {
 /// `path`, fsync the directory. Refuses to replace an existing file that is not `production`'s.
 /// Creates the parent directory when missing.
 pub fn write_atomic(path: &Path, content: &[u8], production: &Slug) -> Result<(), FileError> {
+    write_atomic_at(path, content, production, None)
+}
+
+/// [`write_atomic`], with the file's mtime set to `mtime` before it is renamed into place, so a
+/// watcher (the uWSGI Emperor reloads a vassal whose mtime moved) never sees an intermediate
+/// mtime.
+pub fn write_atomic_at(
+    path: &Path,
+    content: &[u8],
+    production: &Slug,
+    mtime: Option<SystemTime>,
+) -> Result<(), FileError> {
     if let Some(existing) = read_if_exists(path)?
         && !is_ours(&existing, production)
     {
@@ -101,6 +114,10 @@ pub fn write_atomic(path: &Path, content: &[u8], production: &Slug) -> Result<()
             .open(&tmp)
             .map_err(io_err("create", &tmp))?;
         f.write_all(content).map_err(io_err("write", &tmp))?;
+        if let Some(t) = mtime {
+            f.set_modified(t)
+                .map_err(io_err("set the mtime of", &tmp))?;
+        }
         f.sync_all().map_err(io_err("fsync", &tmp))?;
         fs::rename(&tmp, path).map_err(io_err("rename", path))?;
         sync_dir(dir)
@@ -160,6 +177,18 @@ mod tests {
         assert!(remove_ours(&p, &jazz).unwrap());
         assert!(!p.exists());
         assert!(!remove_ours(&p, &jazz).unwrap());
+    }
+
+    #[test]
+    fn sets_the_mtime_before_placing() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("backstage.jazz.a.ini");
+        let jazz = slug("jazz");
+        let when = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(2_000_000_000);
+        let body = format!("{}\n", marker(&jazz));
+        write_atomic_at(&p, body.as_bytes(), &jazz, Some(when)).unwrap();
+        assert_eq!(fs::metadata(&p).unwrap().modified().unwrap(), when);
+        assert_eq!(fs::read_to_string(&p).unwrap(), body);
     }
 
     #[test]

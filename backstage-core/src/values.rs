@@ -635,7 +635,10 @@ impl FromStr for EnvKey {
 
 string_newtype!(
     /// A value written into a uWSGI ini file: any text without a line break or NUL. A `%` in it
-    /// is written as `%%` by the renderer, never interpreted.
+    /// is written as `%%` by the renderer, never interpreted, and the renderer also defuses
+    /// uWSGI's `$(ENV)` and `@(file)` expansions. Two things uWSGI offers no escape for are
+    /// rejected: `%(` (uWSGI expands `%(option)` placeholders, and even evaluates arithmetic in
+    /// them, after reading the file) and leading or trailing whitespace (the ini reader strips it).
     IniValue
 );
 
@@ -643,6 +646,31 @@ impl FromStr for IniValue {
     type Err = ValueError;
     fn from_str(s: &str) -> Result<Self, ValueError> {
         check_ini_safe(s)?;
+        if let Some(index) = s.find("%(") {
+            return Err(ValueError::BadChar {
+                what: "character",
+                ch: '(',
+                index: index + 1,
+                why: "uWSGI expands `%(name)` placeholders in every value and has no escape for them",
+            });
+        }
+        if let Some((index, ch)) = s
+            .char_indices()
+            .next()
+            .filter(|(_, c)| c.is_whitespace())
+            .or_else(|| {
+                s.char_indices()
+                    .next_back()
+                    .filter(|(_, c)| c.is_whitespace())
+            })
+        {
+            return Err(ValueError::BadChar {
+                what: "character",
+                ch,
+                index,
+                why: "uWSGI's ini reader strips leading and trailing whitespace from values",
+            });
+        }
         if s.len() > 4096 {
             return Err(ValueError::TooLong {
                 len: s.len(),
@@ -1092,6 +1120,12 @@ mod tests {
     #[test]
     fn ini_values_and_env() {
         assert!("100% off".parse::<IniValue>().is_ok());
+        assert!("$(HOME) @(/etc/shadow) %d".parse::<IniValue>().is_ok());
+        assert!("%(asctime)s".parse::<IniValue>().is_err());
+        assert!("100%%(x)".parse::<IniValue>().is_err());
+        assert!(" padded".parse::<IniValue>().is_err());
+        assert!("padded\t".parse::<IniValue>().is_err());
+        assert!("".parse::<IniValue>().is_ok());
         assert!("a\nb".parse::<IniValue>().is_err());
         assert!("a\rb".parse::<IniValue>().is_err());
         assert!("DJANGO_DEBUG".parse::<EnvKey>().is_ok());

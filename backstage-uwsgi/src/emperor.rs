@@ -1,0 +1,314 @@
+//! The user-mode uWSGI Emperor: one per Production, over `<state_dir>/vassals`.
+//!
+//! Backstage starts it detached into its own process group (it outlives the `backstage`
+//! command), with a pid file under the run dir and a log file under the log dir, and a scan
+//! interval of one second so a new vassal starts within about a second. Stopping sends
+//! `SIGINT` (the Emperor stops every vassal, then exits) and waits until the Emperor and every
+//! vassal of the Production are gone. In system mode the system's Emperor serves
+//! `/etc/uwsgi-emperor/vassals` (or the manifest's `vassal_dir`) and Backstage never runs one.
+
+use std::fs::{self, OpenOptions};
+use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use backstage_core::{Mode, Production};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+use crate::stage_error::{StageError, io_err};
+use crate::stage_manager::SessRuntime;
+
+/// How often a wait polls.
+const POLL: Duration = Duration::from_millis(50);
+
+/// Whether [`Emperor::start`] started the Emperor or found it running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Started {
+    /// A new Emperor was started with this pid.
+    Now(i32),
+    /// An Emperor with this pid was already running.
+    AlreadyRunning(i32),
+}
+
+/// A Production's user-mode Emperor.
+#[derive(Debug)]
+pub struct Emperor {
+    uwsgi: PathBuf,
+    vassal_dir: PathBuf,
+    run_dir: PathBuf,
+    log_dir: PathBuf,
+    /// Each Sess' runtime artefacts.
+    sess: Vec<SessRuntime>,
+    /// The child when this process started it, so it can be reaped (a zombie looks alive).
+    child: Option<Child>,
+}
+
+impl Emperor {
+    /// The Emperor of a user-mode Production, run with the uWSGI of its first Stage's
+    /// virtualenv (`<virtualenv>/bin/uwsgi`).
+    pub fn for_production(production: &Production) -> Result<Emperor, StageError> {
+        if production.mode == Mode::System {
+            return Err(StageError::SystemMode {
+                production: production.name.to_string(),
+            });
+        }
+        let uwsgi = production.stages.values().next().map_or_else(
+            || PathBuf::from("uwsgi"),
+            |s| s.virtualenv.as_path().join("bin/uwsgi"),
+        );
+        let layout = &production.layout;
+        Ok(Emperor {
+            uwsgi,
+            vassal_dir: layout.vassal_dir.as_path().to_owned(),
+            run_dir: layout.run_dir.as_path().to_owned(),
+            log_dir: layout.log_dir.as_path().to_owned(),
+            sess: production
+                .sess
+                .keys()
+                .map(|n| SessRuntime::of(production, n))
+                .collect(),
+            child: None,
+        })
+    }
+
+    /// Uses this uWSGI binary instead of the Stage's.
+    #[must_use]
+    pub fn with_uwsgi(mut self, uwsgi: PathBuf) -> Emperor {
+        self.uwsgi = uwsgi;
+        self
+    }
+
+    /// The Emperor's pid file: `<run_dir>/emperor.pid` (Sess files all start `backstage.`).
+    pub fn pid_file(&self) -> PathBuf {
+        self.run_dir.join("emperor.pid")
+    }
+
+    /// The Emperor's log file: `<log_dir>/emperor.log`.
+    pub fn log_file(&self) -> PathBuf {
+        self.log_dir.join("emperor.log")
+    }
+
+    /// The pid of the running Emperor, if its pid file names a live process.
+    pub fn pid(&mut self) -> Option<i32> {
+        self.reap();
+        let pid = read_pid(&self.pid_file()).filter(|&p| pid_alive(p))?;
+        // After a reboot the pid may be someone else's: it must be an Emperor over our dir.
+        let cmdline = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+        let mut args = cmdline.split(|&b| b == 0);
+        let ours = args.any(|a| a == b"--emperor")
+            && args.next() == Some(self.vassal_dir.as_os_str().as_encoded_bytes());
+        ours.then_some(pid)
+    }
+
+    /// Whether the Emperor is running.
+    pub fn is_running(&mut self) -> bool {
+        self.pid().is_some()
+    }
+
+    /// Starts the Emperor unless it is already running; returns once its pid file names it.
+    pub fn start(&mut self) -> Result<Started, StageError> {
+        if let Some(pid) = self.pid() {
+            return Ok(Started::AlreadyRunning(pid));
+        }
+        for dir in [&self.vassal_dir, &self.log_dir] {
+            fs::create_dir_all(dir).map_err(io_err("create directory", dir))?;
+        }
+        // Sockets, stats sockets and FIFOs live here: only this user may reach them.
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.run_dir)
+            .map_err(io_err("create directory", &self.run_dir))?;
+        let pid_file = self.pid_file();
+        if pid_file.exists() {
+            // The Emperor died without stopping (SIGKILL, a crash): its pid file is stale, and
+            // its orphaned vassals exit on their own once they notice. Starting new ones before
+            // that would let an old master's `vacuum` unlink a new master's socket.
+            self.wait_for_orphans(Duration::from_secs(10));
+            self.remove_leftovers()?;
+            let _ = fs::remove_file(&pid_file);
+        }
+        let log = self.log_file();
+        let out = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .map_err(io_err("open", &log))?;
+        let err = out.try_clone().map_err(io_err("open", &log))?;
+        let mut command = Command::new(&self.uwsgi);
+        // uWSGI reads `UWSGI_*` variables as options: the caller's environment must not
+        // configure the Emperor or, through it, every vassal.
+        for (key, _) in std::env::vars_os() {
+            if key.as_encoded_bytes().starts_with(b"UWSGI_") {
+                command.env_remove(key);
+            }
+        }
+        let child = command
+            .arg("--emperor")
+            .arg(&self.vassal_dir)
+            .args(["--emperor-freq", "1"])
+            .arg("--emperor-pidfile")
+            .arg(&pid_file)
+            .arg("--logto")
+            .arg(&log)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            // Its own process group: a Ctrl-C meant for `backstage` does not reach it.
+            .process_group(0)
+            .spawn()
+            .map_err(|source| StageError::Spawn {
+                program: self.uwsgi.clone(),
+                source,
+            })?;
+        let pid = i32::try_from(child.id()).unwrap_or(i32::MAX);
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if read_pid(&pid_file) == Some(pid) {
+                return Ok(Started::Now(pid));
+            }
+            let exited = self
+                .child
+                .as_mut()
+                .is_some_and(|c| c.try_wait().ok().flatten().is_some());
+            if exited || Instant::now() > deadline {
+                if !exited {
+                    let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+                    self.reap();
+                }
+                return Err(StageError::EmperorStart {
+                    log_tail: log_tail(&log, 20),
+                    log,
+                });
+            }
+            sleep(POLL);
+        }
+    }
+
+    /// Stops the Emperor and waits until it and every vassal of the Production are gone.
+    /// Stopping an Emperor that is not running only waits for stray vassals.
+    pub fn stop(&mut self, timeout: Duration) -> Result<(), StageError> {
+        if let Some(pid) = self.pid() {
+            // SIGINT: the Emperor stops its vassals and exits (SIGTERM would only reload).
+            let _ = kill(Pid::from_raw(pid), Signal::SIGINT);
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            let alive = self.alive();
+            if alive.is_empty() {
+                let _ = fs::remove_file(self.pid_file());
+                return self.remove_leftovers();
+            }
+            if Instant::now() > deadline {
+                return Err(StageError::EmperorStop {
+                    seconds: timeout.as_secs(),
+                    alive,
+                });
+            }
+            sleep(POLL);
+        }
+    }
+
+    /// What of this Production still runs: the Emperor and vassal masters, by pid.
+    fn alive(&mut self) -> Vec<String> {
+        let mut alive = Vec::new();
+        if let Some(pid) = self.pid() {
+            alive.push(format!("emperor pid {pid}"));
+        }
+        for (name, pid) in self.vassal_masters() {
+            alive.push(format!("sess `{name}` pid {pid}"));
+        }
+        alive
+    }
+
+    /// The live vassal masters of this Production.
+    fn vassal_masters(&self) -> Vec<(String, i32)> {
+        self.sess
+            .iter()
+            .filter_map(|r| r.live_master().map(|pid| (r.name.clone(), pid)))
+            .collect()
+    }
+
+    /// Removes the runtime files of every Sess whose master is gone.
+    fn remove_leftovers(&self) -> Result<(), StageError> {
+        for r in &self.sess {
+            if r.live_master().is_none() {
+                r.remove_leftovers()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits for vassals orphaned by a dead Emperor to exit; after half the time, asks them
+    /// to stop (`SIGINT`).
+    fn wait_for_orphans(&self, timeout: Duration) {
+        let start = Instant::now();
+        let mut asked = false;
+        loop {
+            let masters = self.vassal_masters();
+            if masters.is_empty() || start.elapsed() > timeout {
+                return;
+            }
+            if !asked && start.elapsed() > timeout / 2 {
+                for (_, pid) in &masters {
+                    let _ = kill(Pid::from_raw(*pid), Signal::SIGINT);
+                }
+                asked = true;
+            }
+            sleep(POLL);
+        }
+    }
+
+    fn reap(&mut self) {
+        if let Some(c) = &mut self.child
+            && c.try_wait().ok().flatten().is_some()
+        {
+            self.child = None;
+        }
+    }
+}
+
+/// Reads a pid file; `None` when it is missing or does not hold a pid.
+pub(crate) fn read_pid(path: &Path) -> Option<i32> {
+    fs::read_to_string(path)
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+        .filter(|&p| p > 0)
+}
+
+/// Whether a process exists and is not a zombie.
+pub(crate) fn pid_alive(pid: i32) -> bool {
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the parenthesised command name, which may itself hold spaces.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X"),
+        Err(_) => false,
+    }
+}
+
+/// The last `n` lines of a log file (at most its last 64 KiB are read).
+pub fn log_tail(path: &Path, n: usize) -> Vec<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut f) = fs::File::open(path) else {
+        return Vec::new();
+    };
+    let len = f.metadata().map_or(0, |m| m.len());
+    let _ = f.seek(SeekFrom::Start(len.saturating_sub(64 * 1024)));
+    let mut buf = Vec::new();
+    let _ = f.read_to_end(&mut buf);
+    let text = String::from_utf8_lossy(&buf);
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    lines[lines.len().saturating_sub(n)..]
+        .iter()
+        .map(|l| (*l).to_owned())
+        .collect()
+}

@@ -1,0 +1,200 @@
+//! The Stage Set: what a Stage has installed.
+//!
+//! Creates the Stage's virtualenv when missing, installs uWSGI and the requirements of every
+//! Act playing on the Stage (only when they changed since the last install: the exact inputs
+//! are kept in a stamp file under the state dir), and runs `collectstatic` for the Acts that
+//! declare `static`. Progress goes to a callback; a failing command's error carries the tail of
+//! its own standard error.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use backstage_core::values::Slug;
+use backstage_core::{Act, Production};
+
+use crate::stage_error::{StageError, io_err};
+
+/// What pip installs uWSGI from.
+pub const UWSGI_REQUIREMENT: &str = "uwsgi";
+
+/// Lines of a failing command's standard error kept in its error.
+const STDERR_TAIL_LINES: usize = 30;
+
+/// One step of building a Stage, for progress display.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Progress {
+    /// A step starts (`creating virtualenv …`, `pip install …`, `collectstatic for act …`).
+    Step(String),
+    /// A line of a command's output.
+    Output(String),
+    /// A step was skipped, and why.
+    Skipped(String),
+}
+
+/// Builds the Stage `stage` of the Production: virtualenv, uWSGI and requirements,
+/// collected static files.
+pub fn build_stage(
+    production: &Production,
+    stage: &Slug,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<(), StageError> {
+    let Some(st) = production.stages.get(stage) else {
+        return Err(StageError::UnknownStage {
+            name: stage.to_string(),
+            production: production.name.to_string(),
+        });
+    };
+    let venv = st.virtualenv.as_path();
+    let python = venv.join("bin/python");
+    if python.exists() {
+        progress(Progress::Skipped(format!(
+            "virtualenv `{}` exists",
+            venv.display()
+        )));
+    } else {
+        progress(Progress::Step(format!(
+            "creating virtualenv `{}`",
+            venv.display()
+        )));
+        let mut cmd = Command::new(st.python.as_str());
+        cmd.arg("-m").arg("venv").arg(venv);
+        run(cmd, progress)?;
+    }
+
+    let acts: BTreeSet<&Slug> = production
+        .sess
+        .values()
+        .filter(|s| &s.stage == stage)
+        .map(|s| &s.act)
+        .collect();
+    let requirements: Vec<PathBuf> = acts
+        .iter()
+        .filter_map(|a| production.acts[*a].requirements.as_ref())
+        .map(|r| r.as_path().to_owned())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+
+    let stamp_path = production
+        .layout
+        .state_dir
+        .as_path()
+        .join(format!("stage-{stage}.installed"));
+    let stamp = install_stamp(&python, &requirements)?;
+    let previous = std::fs::read_to_string(&stamp_path).ok();
+    if previous.as_deref() == Some(stamp.as_str()) {
+        progress(Progress::Skipped(
+            "uwsgi and requirements unchanged since the last install".to_owned(),
+        ));
+    } else {
+        let mut cmd = Command::new(&python);
+        cmd.args(["-m", "pip", "install", "--disable-pip-version-check"])
+            .arg(UWSGI_REQUIREMENT);
+        for r in &requirements {
+            cmd.arg("-r").arg(r);
+        }
+        progress(Progress::Step(describe(&cmd)));
+        run(cmd, progress)?;
+        let dir = production.layout.state_dir.as_path();
+        std::fs::create_dir_all(dir).map_err(io_err("create directory", dir))?;
+        std::fs::write(&stamp_path, stamp).map_err(io_err("write", &stamp_path))?;
+    }
+
+    for name in acts {
+        let act = &production.acts[name];
+        if act.static_dirs.is_empty() {
+            continue;
+        }
+        progress(Progress::Step(format!("collectstatic for act `{name}`")));
+        run(collectstatic(name, act, &python)?, progress)?;
+    }
+    Ok(())
+}
+
+/// The exact inputs of an install: the interpreter, uWSGI's requirement, and the name and
+/// content of each requirements file. Equal stamps mean nothing to install.
+fn install_stamp(python: &Path, requirements: &[PathBuf]) -> Result<String, StageError> {
+    let mut stamp = format!("python {}\n{UWSGI_REQUIREMENT}\n", python.display());
+    for r in requirements {
+        let text = std::fs::read_to_string(r).map_err(io_err("read", r))?;
+        let _ = write!(stamp, "--- {}\n{text}\n", r.display());
+    }
+    Ok(stamp)
+}
+
+fn collectstatic(name: &Slug, act: &Act, python: &Path) -> Result<Command, StageError> {
+    let Some(settings) = &act.settings else {
+        return Err(StageError::NoSettings {
+            act: name.to_string(),
+        });
+    };
+    let mut cmd = Command::new(python);
+    cmd.args(["-m", "django", "collectstatic", "--noinput"])
+        .current_dir(act.root.as_path())
+        .env("PYTHONPATH", act.root.as_path())
+        .env("DJANGO_SETTINGS_MODULE", settings.as_str());
+    for (k, v) in &act.env {
+        cmd.env(k.as_str(), v.as_str());
+    }
+    Ok(cmd)
+}
+
+fn describe(cmd: &Command) -> String {
+    let mut s = cmd.get_program().to_string_lossy().into_owned();
+    for a in cmd.get_args() {
+        s.push(' ');
+        s.push_str(&a.to_string_lossy());
+    }
+    s
+}
+
+/// Runs a command, streaming its stdout lines as progress; on failure the error carries the
+/// tail of its stderr.
+fn run(mut cmd: Command, progress: &mut dyn FnMut(Progress)) -> Result<(), StageError> {
+    let command = describe(&cmd);
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|source| StageError::Spawn {
+            program: PathBuf::from(cmd.get_program()),
+            source,
+        })?;
+    let mut stderr = child.stderr.take().expect("stderr is piped");
+    let err_reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = stderr.read_to_end(&mut buf);
+        buf
+    });
+    if let Some(stdout) = child.stdout.take() {
+        for line in BufReader::new(stdout).lines() {
+            match line {
+                Ok(l) => progress(Progress::Output(l)),
+                Err(_) => break,
+            }
+        }
+    }
+    let status = child.wait().map_err(|source| StageError::Spawn {
+        program: PathBuf::from(cmd.get_program()),
+        source,
+    })?;
+    let err = err_reader.join().unwrap_or_default();
+    if status.success() {
+        return Ok(());
+    }
+    let text = String::from_utf8_lossy(&err);
+    let lines: Vec<&str> = text.lines().collect();
+    Err(StageError::Command {
+        command,
+        status,
+        stderr_tail: lines[lines.len().saturating_sub(STDERR_TAIL_LINES)..]
+            .iter()
+            .map(|l| (*l).to_owned())
+            .collect(),
+    })
+}

@@ -1,0 +1,229 @@
+//! Vassal rendering: one uWSGI `.ini` per Sess, from validated types only.
+//!
+//! uWSGI reads every ini value through four expansions: `%X` magic variables while parsing the
+//! file, then, on the whole option set, `$(ENV)`, `@(file)` and `%(option)` (see uWSGI's
+//! `core/ini.c` and `uwsgi_apply_config_pass` in `core/utils.c`). The writer defuses them so
+//! every value reads back literally: each `%` is written `%%`, and a `(` right after `$` or `@`
+//! is written as the placeholder `%(backstage-lp)`, which uWSGI's last pass turns into `(`
+//! after the `$` and `@` passes are over. `%(` itself has no escape; core's `IniValue` rejects it.
+
+use std::fmt::Write as _;
+
+use backstage_core::values::{ConfPath, Slug};
+use backstage_core::{DesiredFile, FileKind, Mode, Production, Sess, SessSocket, files};
+
+use crate::stage_error::StageError;
+
+/// The placeholder that stands for `(` where uWSGI would otherwise expand `$(…)` or `@(…)`.
+const LEFT_PAREN_PLACEHOLDER: &str = "backstage-lp";
+
+/// Renders the vassal files of every Sess of the Production.
+pub fn render_vassals(production: &Production) -> Result<Vec<DesiredFile>, StageError> {
+    production
+        .sess
+        .keys()
+        .map(|name| render_vassal(production, name))
+        .collect()
+}
+
+/// Finds a Sess by name, or names the closest one in the error.
+pub fn find_sess<'p>(
+    production: &'p Production,
+    name: &str,
+) -> Result<(&'p Slug, &'p Sess), StageError> {
+    production
+        .sess
+        .iter()
+        .find(|(n, _)| n.as_str() == name)
+        .ok_or_else(|| StageError::UnknownSess {
+            name: name.to_owned(),
+            production: production.name.to_string(),
+            suggestion: production
+                .sess
+                .keys()
+                .map(|k| (strsim::levenshtein(k.as_str(), name), k))
+                .filter(|(d, _)| *d <= 3)
+                .min_by_key(|(d, _)| *d)
+                .map(|(_, k)| k.to_string()),
+        })
+}
+
+/// Renders the vassal file of one Sess.
+pub fn render_vassal(production: &Production, name: &Slug) -> Result<DesiredFile, StageError> {
+    let (name, sess) = find_sess(production, name.as_str())?;
+    let act = &production.acts[&sess.act];
+    let stage = &production.stages[&sess.stage];
+    let mut w = IniWriter {
+        sess: name.as_str(),
+        body: String::new(),
+        needs_placeholder: false,
+    };
+    w.set("strict", "true")?;
+    w.set("master", "true")?;
+    // Removes the sockets, pidfile and FIFO on exit, so a stale socket never looks alive.
+    w.set("vacuum", "true")?;
+    // A Sess whose app fails to import exits (and shows as failed) instead of serving 500s.
+    w.set("need-app", "true")?;
+    // uWSGI 2.0 reloads on SIGTERM; a stop must stop.
+    w.set("die-on-term", "true")?;
+    // Django runs one application per process; sub-interpreters only cost memory.
+    w.set("single-interpreter", "true")?;
+    // Fills the workers' `rss` in the stats socket, which `backstage status` reports.
+    w.set("memory-report", "true")?;
+    // Names the processes after the Sess, so `ps` shows whose they are.
+    let procname = production.generated_name(name, "");
+    w.set("procname-prefix-spaced", procname.as_str())?;
+    w.set("chdir", act.root.as_str())?;
+    w.set("pythonpath", act.root.as_str())?;
+    w.set("module", &act.wsgi.to_string())?;
+    w.set("virtualenv", stage.virtualenv.as_str())?;
+    w.set("processes", &sess.processes.to_string())?;
+    w.set("threads", &sess.threads.to_string())?;
+    match &sess.socket {
+        SessSocket::Unix(path) => {
+            w.path("socket", path)?;
+            // Never world-writable: nginx reaches it through its group in system mode; in user
+            // mode nginx runs as the same user as the Sess.
+            let mode = match production.mode {
+                Mode::User => "600",
+                Mode::System => "660",
+            };
+            w.set("chmod-socket", mode)?;
+        }
+        SessSocket::Tcp(addr) => w.set("socket", &addr.to_string())?,
+    }
+    w.path("stats", &production.stats_socket(name))?;
+    w.path("master-fifo", &production.master_fifo(name))?;
+    w.path("pidfile", &production.pid_file(name))?;
+    w.path("logto", &production.log_file(name))?;
+    w.env("BACKSTAGE_PRODUCTION", production.name.as_str())?;
+    w.env("BACKSTAGE_SESS", name.as_str())?;
+    if let Some(settings) = &act.settings {
+        w.env("DJANGO_SETTINGS_MODULE", settings.as_str())?;
+    }
+    for (key, value) in &act.env {
+        w.env(key.as_str(), value.as_str())?;
+    }
+    let t = &sess.tuning;
+    if let Some(v) = t.harakiri {
+        w.set("harakiri", &v.to_string())?;
+    }
+    if let Some(v) = t.max_requests {
+        w.set("max-requests", &v.to_string())?;
+    }
+    if let Some(v) = t.buffer_size {
+        w.set("buffer-size", &v.to_string())?;
+    }
+    if let Some(v) = t.listen {
+        w.set("listen", &v.to_string())?;
+    }
+    if let Some(v) = &t.uid {
+        w.set("uid", v.as_str())?;
+    }
+    if let Some(v) = &t.gid {
+        w.set("gid", v.as_str())?;
+    }
+    for (key, value) in &t.extra {
+        w.set(key.as_str(), value.as_str())?;
+    }
+    let mut content = files::marker(&production.name);
+    content.push_str("\n[uwsgi]\n");
+    if w.needs_placeholder {
+        // Defined once, used by the writer's escape of `$(` and `@(` (see the module docs).
+        let _ = writeln!(content, "set-placeholder = {LEFT_PAREN_PLACEHOLDER}=(");
+    }
+    content.push_str(&w.body);
+    Ok(DesiredFile {
+        kind: FileKind::Vassal,
+        name: name.to_string(),
+        path: production.vassal_file(name).as_path().to_owned(),
+        content,
+        origin: format!("sess.{name}"),
+    })
+}
+
+struct IniWriter<'a> {
+    sess: &'a str,
+    body: String,
+    needs_placeholder: bool,
+}
+
+impl IniWriter<'_> {
+    fn set(&mut self, key: &str, value: &str) -> Result<(), StageError> {
+        let text = self.escape(key, value)?;
+        let _ = writeln!(self.body, "{key} = {text}");
+        Ok(())
+    }
+
+    fn path(&mut self, key: &str, value: &ConfPath) -> Result<(), StageError> {
+        self.set(key, value.as_str())
+    }
+
+    fn env(&mut self, key: &str, value: &str) -> Result<(), StageError> {
+        self.set("env", &format!("{key}={value}"))
+    }
+
+    fn escape(&mut self, key: &str, value: &str) -> Result<String, StageError> {
+        let unrepresentable = |why| StageError::Unrepresentable {
+            sess: self.sess.to_owned(),
+            key: key.to_owned(),
+            why,
+        };
+        if value.contains("%(") {
+            return Err(unrepresentable(
+                "uWSGI expands `%(name)` placeholders and has no escape for them",
+            ));
+        }
+        if value.contains(['\n', '\r', '\0']) {
+            return Err(unrepresentable(
+                "a line break would inject ini configuration",
+            ));
+        }
+        if value.trim() != value {
+            return Err(unrepresentable(
+                "uWSGI's ini reader strips leading and trailing whitespace",
+            ));
+        }
+        let mut out = String::with_capacity(value.len());
+        let mut prev = None;
+        for ch in value.chars() {
+            match ch {
+                '%' => out.push_str("%%"),
+                '(' if matches!(prev, Some('$' | '@')) => {
+                    let _ = write!(out, "%%({LEFT_PAREN_PLACEHOLDER})");
+                    self.needs_placeholder = true;
+                }
+                _ => out.push(ch),
+            }
+            prev = Some(ch);
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn writer() -> IniWriter<'static> {
+        IniWriter {
+            sess: "a",
+            body: String::new(),
+            needs_placeholder: false,
+        }
+    }
+
+    #[test]
+    fn escapes_percent_and_expansions() {
+        let mut w = writer();
+        assert_eq!(w.escape("k", "100% off").unwrap(), "100%% off");
+        assert!(!w.needs_placeholder);
+        assert_eq!(
+            w.escape("k", "$(HOME) @(/etc/shadow) $$(X) (ok)").unwrap(),
+            "$%%(backstage-lp)HOME) @%%(backstage-lp)/etc/shadow) $$%%(backstage-lp)X) (ok)"
+        );
+        assert!(w.needs_placeholder);
+        assert!(w.escape("k", "%(socket)").is_err());
+        assert!(w.escape("k", " x").is_err());
+    }
+}
