@@ -17,6 +17,8 @@ use clap::{Parser, Subcommand};
 
 mod check;
 mod dns;
+pub mod manager;
+mod production;
 mod request;
 mod sess;
 
@@ -59,6 +61,23 @@ enum Command {
     Request(request::RequestArgs),
     /// Start, stop or reload one Sess through the uWSGI Emperor (`backstage sess start club-a`).
     Sess(sess::SessArgs),
+    /// Write every file the Production implies (vassals, nginx) into a directory; touches nothing live.
+    Render(production::RenderArgs),
+    /// Show what `apply` would create, update or delete, and why; changes nothing.
+    Plan(production::JsonArgs),
+    /// Make the live files match the manifest: atomic, gated by `nginx -t`, health-checked.
+    ///
+    /// New and changed Sess must answer a real request before nginx is switched to them; an
+    /// interrupted apply is rolled back by the next one; a second apply with no change writes
+    /// nothing and reloads nothing.
+    Apply(production::JsonArgs),
+    /// User mode: build the Stages, apply, start the Emperor and nginx, and wait until every Gig
+    /// answers; prints the URLs.
+    Up(production::LifeArgs),
+    /// User mode: stop nginx, the Emperor and every Sess that `up` started.
+    Down(production::LifeArgs),
+    /// Every Sess (state, workers, requests, memory) and every Gig (HTTP status through nginx).
+    Status(production::JsonArgs),
 }
 
 /// Runs the command line on `args` (the first is the program name, as in `std::env::args_os`).
@@ -83,5 +102,11 @@ where
         Command::Dns(args) => dns::run(&args),
         Command::Request(args) => request::run(args),
         Command::Sess(args) => sess::run(&args),
+        Command::Render(args) => production::render(&args),
+        Command::Plan(args) => production::plan(&args),
+        Command::Apply(args) => production::apply(&args),
+        Command::Up(args) => production::up(&args),
+        Command::Down(args) => production::down(&args),
+        Command::Status(args) => production::status(&args),
     }
 }

@@ -238,8 +238,19 @@ impl Journal {
 
     /// Writes a managed file (atomically, refusing foreign files), after journaling it.
     pub fn write(&mut self, path: &Path, content: &[u8]) -> Result<(), JournalError> {
+        self.write_at(path, content, None)
+    }
+
+    /// [`Journal::write`] with the file's mtime set before it appears (a uWSGI vassal must
+    /// arrive with an mtime a whole second past the previous one for the Emperor to reload it).
+    pub fn write_at(
+        &mut self,
+        path: &Path,
+        content: &[u8],
+        mtime: Option<std::time::SystemTime>,
+    ) -> Result<(), JournalError> {
         self.remember(path)?;
-        files::write_atomic(path, content, &self.production)?;
+        files::write_atomic_at(path, content, &self.production, mtime)?;
         Ok(())
     }
 

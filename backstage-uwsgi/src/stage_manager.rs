@@ -372,7 +372,7 @@ fn mtime(path: &Path) -> Result<SystemTime, StageError> {
 
 /// Now, but at least one whole second past `previous`: the Emperor compares whole seconds, so
 /// a change within the same second as the last one must still move the mtime.
-fn next_mtime(previous: Option<SystemTime>) -> SystemTime {
+pub fn next_mtime(previous: Option<SystemTime>) -> SystemTime {
     let now = SystemTime::now();
     match previous.and_then(|p| p.duration_since(UNIX_EPOCH).ok()) {
         Some(p) => now.max(UNIX_EPOCH + Duration::from_secs(p.as_secs() + 1)),

@@ -1,0 +1,862 @@
+//! The Production Manager: `render`, `plan`, `apply`, `up`, `down` and `status` over the whole
+//! Production, built on `backstage-core` (plan, journal), `backstage-uwsgi` (vassals, Emperor,
+//! Stage Set, uwsgi client) and `backstage-nginx` (sites, `nginx -t`, reload).
+//!
+//! It never prints: progress goes to a callback, results come back as values.
+//!
+//! `apply` works in three phases, so that re-booking a Gig drops no request:
+//! 1. new and changed Sess: their vassals are written (journaled) and each must answer a real
+//!    uwsgi request; if one does not, every change is rolled back and nothing is switched;
+//! 2. nginx: the candidate files pass `nginx -t`, are written, and nginx is reloaded;
+//! 3. Sess no longer booked are retired.
+//!
+//! An apply interrupted at any point is rolled back by the next one (the journal), and a second
+//! apply with no change writes nothing and reloads nothing.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use backstage_core::files::{self, FileError};
+use backstage_core::journal::{ApplyLock, Journal, JournalError, Recovered};
+use backstage_core::plan::{self as core_plan, Action, Applied, Plan};
+use backstage_core::values::{ListenAddr, Slug};
+use backstage_core::{DesiredFile, FileKind, Mode, Production, SessSocket};
+use backstage_nginx::{NginxBinary, UserNginx};
+use backstage_uwsgi::emperor::{Emperor, log_tail};
+use backstage_uwsgi::stage_error::StageError;
+use backstage_uwsgi::stage_manager::{SessState, StageManager, next_mtime};
+use backstage_uwsgi::stage_set::{self, Progress};
+use backstage_uwsgi::{Client, Request, Target};
+use serde::Serialize;
+
+/// What the Production Manager can fail with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ManagerError {
+    /// A Stage Manager operation (vassals, Emperor, Stage Set) failed.
+    #[error(transparent)]
+    Stage(#[from] StageError),
+    /// nginx rendering, validation or reload failed.
+    #[error(transparent)]
+    Nginx(#[from] backstage_nginx::Error),
+    /// A managed file could not be read, written or removed.
+    #[error(transparent)]
+    File(#[from] FileError),
+    /// The apply lock or journal failed.
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    /// A new or changed Sess did not answer; every change was rolled back.
+    #[error(
+        "Sess `{sess}` did not become healthy: {reason}; nothing was switched, the previous configuration is back"
+    )]
+    Unhealthy {
+        /// The Sess.
+        sess: String,
+        /// Why, in one line.
+        reason: String,
+        /// The last lines of its log.
+        log_tail: Vec<String>,
+    },
+    /// A directory or process operation failed.
+    #[error("failed to {action} `{}`", path.display())]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// nginx did not start.
+    #[error("nginx did not start: {reason} (see `{}`)", error_log.display())]
+    NginxStart {
+        /// Why.
+        reason: String,
+        /// nginx's error log.
+        error_log: PathBuf,
+    },
+    /// A Gig did not answer through nginx in time.
+    #[error("Gig `{gig}` does not answer at {url} ({reason})")]
+    GigDown {
+        /// The Gig.
+        gig: String,
+        /// Where it was asked.
+        url: String,
+        /// What happened.
+        reason: String,
+    },
+    /// The operation needs user mode.
+    #[error(
+        "`{what}` runs Backstage's own Emperor and nginx, which is user mode; this Production is in system mode, where the system's services run them"
+    )]
+    NotUserMode {
+        /// The command.
+        what: &'static str,
+    },
+}
+
+/// Progress of a long operation, for the caller to show.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Event {
+    /// A step begins.
+    Step(String),
+    /// A line of a sub-process' output (pip, collectstatic).
+    Output(String),
+    /// Something was skipped, and why.
+    Skipped(String),
+}
+
+/// Every file the Production implies: vassals and nginx files.
+pub fn desired(production: &Production) -> Result<Vec<DesiredFile>, ManagerError> {
+    let mut files = backstage_uwsgi::vassal::render_vassals(production)?;
+    files.extend(backstage_nginx::render(production)?);
+    Ok(files)
+}
+
+/// Where `render --out` puts a file: its path relative to the state dir when it lives there,
+/// else its absolute path below `out`.
+pub fn render_path(production: &Production, out: &Path, file: &Path) -> PathBuf {
+    match file.strip_prefix(production.layout.state_dir.as_path()) {
+        Ok(rel) => out.join(rel),
+        Err(_) => out.join(file.strip_prefix("/").unwrap_or(file)),
+    }
+}
+
+/// Writes every file the Production implies below `out`, touching nothing live.
+pub fn render_into(production: &Production, out: &Path) -> Result<Vec<PathBuf>, ManagerError> {
+    let mut written = Vec::new();
+    for f in desired(production)? {
+        let target = render_path(production, out, &f.path);
+        if let Some(dir) = target.parent() {
+            fs::create_dir_all(dir).map_err(|source| ManagerError::Io {
+                action: "create",
+                path: dir.to_owned(),
+                source,
+            })?;
+        }
+        fs::write(&target, f.content.as_bytes()).map_err(|source| ManagerError::Io {
+            action: "write",
+            path: target.clone(),
+            source,
+        })?;
+        written.push(target);
+    }
+    Ok(written)
+}
+
+/// What `apply` would change.
+pub fn plan(production: &Production) -> Result<Plan, ManagerError> {
+    let desired = desired(production)?;
+    Ok(core_plan::plan(production, &desired)?)
+}
+
+/// How `apply` runs.
+#[derive(Debug, Clone)]
+pub struct ApplyOptions {
+    /// The nginx used for `nginx -t` (and started by `up`).
+    pub nginx: NginxBinary,
+    /// How long a new Sess has to answer.
+    pub health_timeout: Duration,
+    /// How long to wait for a concurrent apply.
+    pub lock_wait: Duration,
+}
+
+impl Default for ApplyOptions {
+    fn default() -> Self {
+        ApplyOptions {
+            nginx: NginxBinary::from_env(),
+            health_timeout: Duration::from_secs(30),
+            lock_wait: Duration::from_secs(60),
+        }
+    }
+}
+
+/// What `apply` did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ApplyReport {
+    /// The changes made (empty: nothing was written, nothing reloaded).
+    pub changes: Vec<core_plan::Change>,
+    /// Paths an interrupted earlier apply had changed, restored before this one.
+    pub recovered: Vec<PathBuf>,
+    /// Whether nginx was reloaded.
+    pub nginx_reloaded: bool,
+    /// The Sess that were health-checked before nginx was switched.
+    pub checked_sess: Vec<String>,
+}
+
+fn is_nginx(kind: FileKind) -> bool {
+    matches!(kind, FileKind::Site | FileKind::NginxConf | FileKind::Page)
+}
+
+/// Whether the Production's uWSGI Emperor is running (system mode: assumed, it is a service).
+fn emperor_running(production: &Production) -> bool {
+    match production.mode {
+        Mode::System => true,
+        Mode::User => Emperor::for_production(production).is_ok_and(|mut e| e.is_running()),
+    }
+}
+
+/// The pid file of the nginx serving this Production, when Backstage runs it.
+fn nginx_pid_file(production: &Production) -> Option<PathBuf> {
+    (production.mode == Mode::User).then(|| UserNginx::of(production).pid_file)
+}
+
+fn nginx_running(production: &Production) -> bool {
+    nginx_pid_file(production)
+        .is_some_and(|p| backstage_nginx::master_pid(&p).is_ok_and(process_alive))
+}
+
+fn process_alive(pid: i32) -> bool {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
+}
+
+/// Makes the live files match the manifest; see the module docs.
+pub fn apply(
+    production: &Production,
+    options: &ApplyOptions,
+    progress: &mut dyn FnMut(Event),
+) -> Result<ApplyReport, ManagerError> {
+    let state_dir = production.layout.state_dir.as_path();
+    let _lock = ApplyLock::acquire(state_dir, &production.name, options.lock_wait)?;
+    let mut report = ApplyReport::default();
+    if let Some(Recovered { restored }) = Journal::recover(state_dir, &production.name)? {
+        progress(Event::Step(format!(
+            "rolled back an interrupted apply ({} file{})",
+            restored.len(),
+            if restored.len() == 1 { "" } else { "s" }
+        )));
+        report.recovered = restored;
+    }
+    let desired = desired(production)?;
+    let plan = core_plan::plan(production, &desired)?;
+    if plan.is_empty() {
+        return Ok(report);
+    }
+    let nginx_changes = plan.changes.iter().any(|c| is_nginx(c.kind));
+    if nginx_changes {
+        progress(Event::Step(
+            "nginx -t on the candidate configuration".into(),
+        ));
+        let candidates: Vec<DesiredFile> = desired
+            .iter()
+            .filter(|f| is_nginx(f.kind))
+            .cloned()
+            .collect();
+        backstage_nginx::validate(production, &candidates, &options.nginx)?;
+    }
+    let mut journal = Journal::begin(state_dir, &production.name)?;
+    let result = apply_phases(
+        production,
+        options,
+        &plan,
+        &desired,
+        &mut journal,
+        &mut report,
+        progress,
+    );
+    match result {
+        Ok(()) => {
+            journal.commit()?;
+            Applied::store(production, &desired)?;
+            report.changes = plan.changes;
+            Ok(report)
+        }
+        Err(e) => {
+            progress(Event::Step("rolling back".into()));
+            journal.rollback()?;
+            // The Emperor sees the restored vassals and returns to the previous Sess; nginx
+            // still serves the previous configuration (it was not reloaded, or is reloaded now).
+            if report.nginx_reloaded
+                && let Some(pid) = nginx_pid_file(production)
+            {
+                let _ = backstage_nginx::reload(&pid, None, Duration::from_secs(10));
+            }
+            Err(e)
+        }
+    }
+}
+
+fn apply_phases(
+    production: &Production,
+    options: &ApplyOptions,
+    plan: &Plan,
+    desired: &[DesiredFile],
+    journal: &mut Journal,
+    report: &mut ApplyReport,
+    progress: &mut dyn FnMut(Event),
+) -> Result<(), ManagerError> {
+    // Phase 1: new and changed Sess, each answering before anything points at it.
+    let mut started = Vec::new();
+    for c in plan
+        .changes
+        .iter()
+        .filter(|c| c.kind == FileKind::Vassal && c.action != Action::Delete)
+    {
+        let previous = fs::metadata(&c.file).and_then(|m| m.modified()).ok();
+        let content = content_of(desired, &c.file);
+        progress(Event::Step(format!("{} Sess `{}`", verb(c.action), c.name)));
+        journal.write_at(&c.file, content, Some(next_mtime(previous)))?;
+        started.push(c.name.clone());
+    }
+    if !started.is_empty() {
+        if emperor_running(production) {
+            for name in &started {
+                progress(Event::Step(format!("waiting for Sess `{name}` to answer")));
+                health_check(production, name, options.health_timeout)?;
+                report.checked_sess.push(name.clone());
+            }
+        } else {
+            progress(Event::Skipped(
+                "the Emperor is not running: Sess start with `backstage up`".into(),
+            ));
+        }
+    }
+    // Phase 2: nginx, validated above.
+    let mut nginx_written = false;
+    for c in plan.changes.iter().filter(|c| is_nginx(c.kind)) {
+        match c.action {
+            Action::Delete => journal.remove(&c.file)?,
+            _ => journal.write(&c.file, content_of(desired, &c.file))?,
+        }
+        nginx_written = true;
+        if production.mode == Mode::System
+            && c.kind == FileKind::Site
+            && let Some(link) = backstage_nginx::enabled_link(production, &c.file)
+        {
+            match c.action {
+                Action::Delete => journal.remove_symlink(&link)?,
+                _ => journal.symlink(&link, &c.file)?,
+            }
+        }
+    }
+    if nginx_written && nginx_running(production) {
+        progress(Event::Step("reloading nginx".into()));
+        let nginx = UserNginx::of(production);
+        report.nginx_reloaded = true;
+        backstage_nginx::reload(
+            &nginx.pid_file,
+            Some(&nginx.error_log),
+            Duration::from_secs(10),
+        )?;
+    }
+    // Phase 3: retire what is no longer booked.
+    for c in plan
+        .changes
+        .iter()
+        .filter(|c| c.kind == FileKind::Vassal && c.action == Action::Delete)
+    {
+        progress(Event::Step(format!("retiring Sess `{}`", c.name)));
+        journal.remove(&c.file)?;
+    }
+    Ok(())
+}
+
+/// The content `desired` holds for `path` (every planned create or update is desired).
+fn content_of<'d>(desired: &'d [DesiredFile], path: &Path) -> &'d [u8] {
+    desired
+        .iter()
+        .find(|f| f.path == path)
+        .map_or(&[], |f| f.content.as_bytes())
+}
+
+fn verb(action: Action) -> &'static str {
+    match action {
+        Action::Create => "starting",
+        Action::Update => "reloading",
+        Action::Delete => "retiring",
+    }
+}
+
+/// A host name the Sess' Act accepts: the first server name of a Venue booking it.
+fn host_for(production: &Production, sess: &Slug) -> String {
+    production
+        .gigs
+        .values()
+        .filter(|g| g.sess.iter().any(|(s, _)| s == sess))
+        .filter_map(|g| production.venues.get(&g.venue))
+        .flat_map(|v| v.server_names.iter())
+        .find(|n| !n.is_wildcard())
+        .map_or_else(|| "localhost".to_owned(), ToString::to_string)
+}
+
+fn target_of(production: &Production, sess: &Slug) -> Option<Target> {
+    let s = production.sess.get(sess)?;
+    Some(match &s.socket {
+        SessSocket::Unix(p) => Target::Unix(p.as_path().to_owned()),
+        SessSocket::Tcp(a) => Target::Tcp {
+            host: a.ip().to_string(),
+            port: a.port(),
+        },
+    })
+}
+
+/// Waits until the Sess runs and answers a real uwsgi request with a status below 500.
+fn health_check(
+    production: &Production,
+    name: &str,
+    timeout: Duration,
+) -> Result<(), ManagerError> {
+    let manager = StageManager::new(production);
+    let deadline = Instant::now() + timeout;
+    let slug: Slug = name.parse().map_err(|_| ManagerError::Unhealthy {
+        sess: name.to_owned(),
+        reason: "not a Sess name".into(),
+        log_tail: Vec::new(),
+    })?;
+    let log = production.log_file(&slug);
+    let unhealthy = |reason: String| ManagerError::Unhealthy {
+        sess: name.to_owned(),
+        reason,
+        log_tail: log_tail(log.as_path(), 15),
+    };
+    match manager.wait_running(name, true, timeout)? {
+        SessState::Running { .. } => {}
+        SessState::Failed { reason, .. } => return Err(unhealthy(reason)),
+        SessState::Stopped => return Err(unhealthy("it is not running".into())),
+    }
+    let target = target_of(production, &slug).ok_or_else(|| unhealthy("no socket".into()))?;
+    let host = host_for(production, &slug);
+    let runtime = runtime()?;
+    let mut last = String::from("no answer");
+    while Instant::now() < deadline {
+        let client = Client::new(target.clone())
+            .connect_timeout(Duration::from_secs(2))
+            .read_timeout(Duration::from_secs(10));
+        let answer = runtime.block_on(client.send(Request::get("/").header("Host", host.clone())));
+        match answer {
+            Ok(r) if r.status() < 500 => return Ok(()),
+            Ok(r) => last = format!("it answers `/` with HTTP {}", r.status()),
+            Err(e) => last = e.to_string(),
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    Err(unhealthy(last))
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, ManagerError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| ManagerError::Io {
+            action: "start an async runtime for",
+            path: PathBuf::from("health checks"),
+            source,
+        })
+}
+
+/// A Gig's public URL and where nginx listens for it.
+#[derive(Debug, Clone, Serialize)]
+pub struct GigUrl {
+    /// The Gig.
+    pub name: String,
+    /// Its URL (`http://jazz.localhost:8080/`).
+    pub url: String,
+    /// The address to connect to.
+    #[serde(skip)]
+    pub connect: SocketAddr,
+    /// The Host header to send.
+    #[serde(skip)]
+    pub host: String,
+    /// The path to ask for.
+    #[serde(skip)]
+    pub path: String,
+}
+
+/// Every Gig's URL: its Venue's first non-wildcard name on its first listen address.
+pub fn gig_urls(production: &Production) -> Vec<GigUrl> {
+    let mut out = Vec::new();
+    for (name, gig) in &production.gigs {
+        let Some(venue) = production.venues.get(&gig.venue) else {
+            continue;
+        };
+        let Some(listen) = venue.listen.first() else {
+            continue;
+        };
+        let host = venue
+            .server_names
+            .iter()
+            .find(|n| !n.is_wildcard())
+            .map_or_else(|| "localhost".to_owned(), ToString::to_string);
+        let connect = match listen {
+            ListenAddr::Port(p) => SocketAddr::from(([127, 0, 0, 1], *p)),
+            ListenAddr::Socket(a) if a.ip().is_unspecified() => SocketAddr::new(
+                if a.is_ipv4() {
+                    [127, 0, 0, 1].into()
+                } else {
+                    std::net::Ipv6Addr::LOCALHOST.into()
+                },
+                a.port(),
+            ),
+            ListenAddr::Socket(a) => *a,
+        };
+        let path = if gig.path.is_root() {
+            "/".to_owned()
+        } else {
+            format!("{}/", gig.path)
+        };
+        let port = if connect.port() == 80 {
+            String::new()
+        } else {
+            format!(":{}", connect.port())
+        };
+        out.push(GigUrl {
+            name: name.to_string(),
+            url: format!("http://{host}{port}{path}"),
+            connect,
+            host,
+            path,
+        });
+    }
+    out
+}
+
+/// The HTTP status a Gig answers through nginx.
+async fn http_status(url: &GigUrl, timeout: Duration) -> Result<u16, String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let work = async {
+        let mut stream = tokio::net::TcpStream::connect(url.connect)
+            .await
+            .map_err(|e| format!("cannot connect to {}: {e}", url.connect))?;
+        let request = format!(
+            "GET {} HTTP/1.0\r\nHost: {}\r\nUser-Agent: backstage\r\n\r\n",
+            url.path, url.host
+        );
+        stream
+            .write_all(request.as_bytes())
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut head = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !head.windows(2).any(|w| w == b"\r\n") && head.len() < 8192 {
+            let n = stream.read(&mut buf).await.map_err(|e| e.to_string())?;
+            if n == 0 {
+                break;
+            }
+            head.extend_from_slice(&buf[..n]);
+        }
+        let line = String::from_utf8_lossy(&head);
+        line.split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse::<u16>().ok())
+            .ok_or_else(|| {
+                format!(
+                    "not an HTTP answer: `{}`",
+                    line.lines().next().unwrap_or("")
+                )
+            })
+    };
+    tokio::time::timeout(timeout, work)
+        .await
+        .map_err(|_| format!("no answer within {}s", timeout.as_secs()))?
+}
+
+/// Every Sess' state and every Gig's answer through nginx.
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    /// One entry per Sess.
+    pub sess: Vec<SessStatus>,
+    /// One entry per Gig.
+    pub gigs: Vec<GigStatus>,
+}
+
+/// A Sess in `status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct SessStatus {
+    /// Its name.
+    pub name: String,
+    /// `running`, `stopped` or `failed`.
+    pub state: &'static str,
+    /// Live workers.
+    pub workers: u32,
+    /// Requests served.
+    pub requests: u64,
+    /// Resident memory of its workers.
+    pub rss_bytes: u64,
+    /// Why it failed, when it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The end of its log, when it failed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub log_tail: Vec<String>,
+}
+
+/// A Gig in `status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct GigStatus {
+    /// Its name.
+    pub name: String,
+    /// Its URL.
+    pub url: String,
+    /// The HTTP status nginx answered with; `null` when nothing answered.
+    pub http_status: Option<u16>,
+    /// Why nothing answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Reads every Sess' state and asks every Gig through nginx, all at once.
+pub fn status(production: &Production) -> Result<Status, ManagerError> {
+    let emperor = emperor_running(production);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .map_err(|source| ManagerError::Io {
+            action: "start an async runtime for",
+            path: PathBuf::from("status"),
+            source,
+        })?;
+    runtime.block_on(async {
+        let mut sess_tasks = Vec::new();
+        for name in production.sess.keys() {
+            let production = production.clone();
+            let name = name.to_string();
+            sess_tasks.push(tokio::task::spawn_blocking(move || {
+                let state = StageManager::new(&production).state(&name, emperor);
+                (name, state)
+            }));
+        }
+        let urls = gig_urls(production);
+        let mut gig_tasks = Vec::new();
+        for url in urls {
+            gig_tasks.push(tokio::spawn(async move {
+                let answer = http_status(&url, Duration::from_secs(5)).await;
+                (url, answer)
+            }));
+        }
+        let mut sess = Vec::new();
+        for t in sess_tasks {
+            let (name, state) = t.await.expect("status task");
+            sess.push(sess_status(name, state?));
+        }
+        let mut gigs = Vec::new();
+        for t in gig_tasks {
+            let (url, answer) = t.await.expect("status task");
+            let (http_status, error) = match answer {
+                Ok(s) => (Some(s), None),
+                Err(e) => (None, Some(e)),
+            };
+            gigs.push(GigStatus {
+                name: url.name,
+                url: url.url,
+                http_status,
+                error,
+            });
+        }
+        Ok(Status { sess, gigs })
+    })
+}
+
+fn sess_status(name: String, state: SessState) -> SessStatus {
+    let mut s = SessStatus {
+        name,
+        state: state.name(),
+        workers: 0,
+        requests: 0,
+        rss_bytes: 0,
+        reason: None,
+        log_tail: Vec::new(),
+    };
+    match state {
+        SessState::Running {
+            workers,
+            requests,
+            rss_bytes,
+            ..
+        } => {
+            s.workers = workers;
+            s.requests = requests;
+            s.rss_bytes = rss_bytes;
+        }
+        SessState::Failed { reason, log_tail } => {
+            s.reason = Some(reason);
+            s.log_tail = log_tail;
+        }
+        SessState::Stopped => {}
+    }
+    s
+}
+
+/// What `up` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct UpReport {
+    /// The apply it ran.
+    pub apply: ApplyReport,
+    /// Every Gig's URL, answering.
+    pub gigs: Vec<GigUrl>,
+}
+
+/// User mode: builds the Stages, starts the Emperor, applies, starts nginx, and waits until
+/// every Gig answers through nginx. Idempotent.
+pub fn up(
+    production: &Production,
+    options: &ApplyOptions,
+    progress: &mut dyn FnMut(Event),
+) -> Result<UpReport, ManagerError> {
+    if production.mode != Mode::User {
+        return Err(ManagerError::NotUserMode {
+            what: "backstage up",
+        });
+    }
+    for stage in production.stages.keys() {
+        progress(Event::Step(format!("building Stage `{stage}`")));
+        stage_set::build_stage(production, stage, &mut |p| {
+            progress(match p {
+                Progress::Step(s) => Event::Step(s),
+                Progress::Output(s) => Event::Output(s),
+                Progress::Skipped(s) => Event::Skipped(s),
+                other => Event::Output(format!("{other:?}")),
+            });
+        })?;
+    }
+    let nginx = UserNginx::of(production);
+    for dir in nginx.dirs.iter().chain([
+        &production.layout.run_dir.as_path().to_owned(),
+        &production.layout.log_dir.as_path().to_owned(),
+    ]) {
+        fs::create_dir_all(dir).map_err(|source| ManagerError::Io {
+            action: "create",
+            path: dir.clone(),
+            source,
+        })?;
+    }
+    if !production.sess.is_empty() {
+        progress(Event::Step("starting the uWSGI Emperor".into()));
+        Emperor::for_production(production)?.start()?;
+    }
+    let apply = apply(production, options, progress)?;
+    // Sess whose vassals were already in place before the Emperor started were not checked by
+    // apply: wait for every booked one now.
+    let booked: BTreeSet<&Slug> = production
+        .gigs
+        .values()
+        .flat_map(|g| g.sess.iter().map(|(s, _)| s))
+        .collect();
+    for s in booked {
+        if !apply.checked_sess.contains(&s.to_string()) {
+            progress(Event::Step(format!("waiting for Sess `{s}` to answer")));
+            health_check(production, s.as_str(), options.health_timeout)?;
+        }
+    }
+    if !nginx_running(production) {
+        progress(Event::Step("starting nginx".into()));
+        start_nginx(production, options)?;
+    }
+    let gigs = gig_urls(production);
+    let rt = runtime()?;
+    for g in &gigs {
+        progress(Event::Step(format!(
+            "waiting for Gig `{}` at {}",
+            g.name, g.url
+        )));
+        let deadline = Instant::now() + options.health_timeout;
+        loop {
+            match rt.block_on(http_status(g, Duration::from_secs(5))) {
+                Ok(s) if s < 500 => break,
+                answer => {
+                    if Instant::now() > deadline {
+                        return Err(ManagerError::GigDown {
+                            gig: g.name.clone(),
+                            url: g.url.clone(),
+                            reason: match answer {
+                                Ok(s) => format!("HTTP {s}"),
+                                Err(e) => e,
+                            },
+                        });
+                    }
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+            }
+        }
+    }
+    Ok(UpReport { apply, gigs })
+}
+
+fn start_nginx(production: &Production, options: &ApplyOptions) -> Result<(), ManagerError> {
+    let nginx = UserNginx::of(production);
+    let output = options
+        .nginx
+        .command()
+        .arg("-p")
+        .arg(&nginx.prefix)
+        .arg("-c")
+        .arg(&nginx.conf)
+        .output()
+        .map_err(|source| ManagerError::Io {
+            action: "run",
+            path: options.nginx.path().to_owned(),
+            source,
+        })?;
+    if !output.status.success() {
+        return Err(ManagerError::NginxStart {
+            reason: String::from_utf8_lossy(&output.stderr)
+                .trim()
+                .replace('\n', "; "),
+            error_log: nginx.error_log,
+        });
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !nginx_running(production) {
+        if Instant::now() > deadline {
+            return Err(ManagerError::NginxStart {
+                reason: "no master pid appeared".into(),
+                error_log: nginx.error_log,
+            });
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(())
+}
+
+/// User mode: stops nginx and the Emperor (and with it every Sess), and waits until nothing is
+/// left running. Idempotent.
+pub fn down(production: &Production, progress: &mut dyn FnMut(Event)) -> Result<(), ManagerError> {
+    if production.mode != Mode::User {
+        return Err(ManagerError::NotUserMode {
+            what: "backstage down",
+        });
+    }
+    let nginx = UserNginx::of(production);
+    if let Ok(pid) = backstage_nginx::master_pid(&nginx.pid_file)
+        && process_alive(pid)
+    {
+        progress(Event::Step("stopping nginx".into()));
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGQUIT,
+        );
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while process_alive(pid) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if process_alive(pid) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+    let _ = fs::remove_file(&nginx.pid_file);
+    let mut emperor = Emperor::for_production(production)?;
+    if emperor.is_running() {
+        progress(Event::Step(
+            "stopping the uWSGI Emperor and every Sess".into(),
+        ));
+    }
+    emperor.stop(Duration::from_secs(30))?;
+    Ok(())
+}
+
+/// Whether a file is managed by this Production (for tests and tools).
+pub fn is_managed(production: &Production, path: &Path) -> bool {
+    files::read_if_exists(path)
+        .ok()
+        .flatten()
+        .is_some_and(|c| files::is_ours(&c, &production.name))
+}

@@ -1,0 +1,263 @@
+//! The Production Manager's commands: `render`, `plan`, `apply`, `up`, `down`, `status`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use backstage_core::{Manifest, Production};
+
+use crate::ManifestArg;
+use crate::check::{error_chain, read_manifest, render_problems};
+use crate::manager::{self, ApplyOptions, Event, ManagerError};
+
+/// Arguments of `backstage render`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct RenderArgs {
+    #[command(flatten)]
+    manifest: ManifestArg,
+    /// Where to write the files (created when missing). Paths under the state dir keep their
+    /// place relative to it; others keep their absolute path below DIR.
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+}
+
+/// Arguments of commands that read the manifest and may print JSON.
+#[derive(Debug, clap::Args)]
+pub(crate) struct JsonArgs {
+    #[command(flatten)]
+    manifest: ManifestArg,
+    /// Print one JSON document on stdout instead of text
+    #[arg(long)]
+    json: bool,
+}
+
+/// Arguments of `up` and `down`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct LifeArgs {
+    #[command(flatten)]
+    manifest: ManifestArg,
+}
+
+/// Loads and validates the manifest; on problems prints them as `check` does.
+fn load(arg: &ManifestArg) -> Result<(Manifest, Production), ExitCode> {
+    let manifest = read_manifest(arg).map_err(|(code, _)| code)?;
+    match manifest.parse() {
+        Ok(p) => Ok((manifest, p)),
+        Err(problems) => {
+            let renderer = annotate_snippets::Renderer::plain();
+            eprintln!("{}", render_problems(&manifest, &problems, &renderer));
+            eprintln!(
+                "error: the manifest has {} problem{}; nothing was done (run `backstage check` after fixing)",
+                problems.len(),
+                if problems.len() == 1 { "" } else { "s" }
+            );
+            Err(ExitCode::FAILURE)
+        }
+    }
+}
+
+fn fail(e: &ManagerError, json: bool) -> ExitCode {
+    let message = error_chain(e);
+    if json {
+        println!("{}", serde_json::json!({"error": message}));
+    }
+    eprintln!("error: {message}");
+    if let ManagerError::Unhealthy { log_tail, sess, .. } = e {
+        if !log_tail.is_empty() {
+            eprintln!("last lines of Sess `{sess}`'s log:");
+            for l in log_tail {
+                eprintln!("  | {l}");
+            }
+        }
+        eprintln!(
+            "hint: fix the Act, then run `backstage apply` again; `backstage status` shows every Sess"
+        );
+    }
+    ExitCode::FAILURE
+}
+
+fn show(event: Event) {
+    match event {
+        Event::Step(s) => eprintln!("==> {s}"),
+        Event::Output(s) => eprintln!("    {s}"),
+        Event::Skipped(s) => eprintln!("--  {s}"),
+    }
+}
+
+pub(crate) fn render(args: &RenderArgs) -> ExitCode {
+    let Ok((_, production)) = load(&args.manifest) else {
+        return ExitCode::FAILURE;
+    };
+    match manager::render_into(&production, &args.out) {
+        Ok(files) => {
+            for f in &files {
+                println!("{}", f.display());
+            }
+            eprintln!(
+                "wrote {} files into `{}`; nothing live was touched",
+                files.len(),
+                args.out.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&e, false),
+    }
+}
+
+pub(crate) fn plan(args: &JsonArgs) -> ExitCode {
+    let Ok((_, production)) = load(&args.manifest) else {
+        return ExitCode::FAILURE;
+    };
+    match manager::plan(&production) {
+        Ok(plan) if args.json => {
+            println!("{}", serde_json::json!({"changes": plan.changes}));
+            ExitCode::SUCCESS
+        }
+        Ok(plan) if plan.is_empty() => {
+            println!("nothing to change: the live files match the manifest");
+            ExitCode::SUCCESS
+        }
+        Ok(plan) => {
+            let w = plan.changes.iter().map(|c| c.name.len()).max().unwrap_or(0);
+            for c in &plan.changes {
+                let action = serde_json::to_value(c.action)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default();
+                println!(
+                    "{action:<6}  {:<10}  {:<w$}  {}  ({})",
+                    c.kind.to_string(),
+                    c.name,
+                    c.file.display(),
+                    c.reason
+                );
+            }
+            println!(
+                "{} change{}; `backstage apply` makes them",
+                plan.changes.len(),
+                if plan.changes.len() == 1 { "" } else { "s" }
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&e, args.json),
+    }
+}
+
+pub(crate) fn apply(args: &JsonArgs) -> ExitCode {
+    let Ok((_, production)) = load(&args.manifest) else {
+        return ExitCode::FAILURE;
+    };
+    match manager::apply(&production, &ApplyOptions::default(), &mut show) {
+        Ok(report) if args.json => {
+            println!("{}", serde_json::to_string(&report).expect("serializes"));
+            ExitCode::SUCCESS
+        }
+        Ok(report) if report.changes.is_empty() => {
+            println!("nothing to change: nothing was written, nothing reloaded");
+            ExitCode::SUCCESS
+        }
+        Ok(report) => {
+            println!(
+                "applied {} change{}{}",
+                report.changes.len(),
+                if report.changes.len() == 1 { "" } else { "s" },
+                if report.nginx_reloaded {
+                    "; nginx reloaded"
+                } else {
+                    ""
+                }
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&e, args.json),
+    }
+}
+
+pub(crate) fn up(args: &LifeArgs) -> ExitCode {
+    let Ok((_, production)) = load(&args.manifest) else {
+        return ExitCode::FAILURE;
+    };
+    match manager::up(&production, &ApplyOptions::default(), &mut show) {
+        Ok(report) => {
+            println!("Production `{}` is live:", production.name);
+            let w = report.gigs.iter().map(|g| g.name.len()).max().unwrap_or(0);
+            for g in &report.gigs {
+                println!("  {:<w$}  {}", g.name, g.url);
+            }
+            println!(
+                "`backstage status` shows every Sess and Gig; `backstage down` stops everything."
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&e, false),
+    }
+}
+
+pub(crate) fn down(args: &LifeArgs) -> ExitCode {
+    let Ok((_, production)) = load(&args.manifest) else {
+        return ExitCode::FAILURE;
+    };
+    match manager::down(&production, &mut show) {
+        Ok(()) => {
+            println!(
+                "Production `{}` is down: no Emperor, Sess or nginx left running",
+                production.name
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&e, false),
+    }
+}
+
+pub(crate) fn status(args: &JsonArgs) -> ExitCode {
+    let Ok((_, production)) = load(&args.manifest) else {
+        return ExitCode::FAILURE;
+    };
+    match manager::status(&production) {
+        Ok(status) if args.json => {
+            println!("{}", serde_json::to_string(&status).expect("serializes"));
+            ExitCode::SUCCESS
+        }
+        Ok(status) => {
+            let w = status
+                .sess
+                .iter()
+                .map(|s| s.name.len())
+                .chain(status.gigs.iter().map(|g| g.name.len()))
+                .max()
+                .unwrap_or(4);
+            println!(
+                "{:<w$}  {:<8}  {:>7}  {:>9}  {:>9}",
+                "SESS", "STATE", "WORKERS", "REQUESTS", "RSS MiB"
+            );
+            for s in &status.sess {
+                #[allow(clippy::cast_precision_loss)]
+                let rss = s.rss_bytes as f64 / 1_048_576.0;
+                println!(
+                    "{:<w$}  {:<8}  {:>7}  {:>9}  {:>9.1}",
+                    s.name, s.state, s.workers, s.requests, rss
+                );
+                if let Some(reason) = &s.reason {
+                    println!("{:<w$}  {reason}", "");
+                }
+            }
+            println!();
+            println!("{:<w$}  {:<6}  URL", "GIG", "HTTP");
+            for g in &status.gigs {
+                let code = g
+                    .http_status
+                    .map_or_else(|| "-".to_owned(), |c| c.to_string());
+                println!(
+                    "{:<w$}  {code:<6}  {}{}",
+                    g.name,
+                    g.url,
+                    g.error
+                        .as_ref()
+                        .map(|e| format!("  ({e})"))
+                        .unwrap_or_default()
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&e, args.json),
+    }
+}
