@@ -263,6 +263,20 @@ pub fn apply(
         Ok(()) => {
             journal.commit()?;
             Applied::store(production, &desired)?;
+            if emperor_running(production) {
+                let manager = StageManager::new(production);
+                for c in plan
+                    .changes
+                    .iter()
+                    .filter(|c| c.kind == FileKind::Vassal && c.action == Action::Delete)
+                {
+                    progress(Event::Step(format!(
+                        "waiting for Sess `{}` to stop",
+                        c.name
+                    )));
+                    manager.wait_stopped(&c.name, Duration::from_secs(30))?;
+                }
+            }
             report.changes = plan.changes;
             Ok(report)
         }

@@ -185,8 +185,14 @@ impl<'p> StageManager<'p> {
     /// Waits until the Sess' master has exited (after [`Self::stop`]), then removes the
     /// runtime files it left: uWSGI's `vacuum` skips a unix socket the master inherited across
     /// a reload ("changed inode. Skip removal"), so a reloaded Sess leaves its socket behind.
+    ///
+    /// Works for a retired Sess too (one no longer in the manifest), by its name.
     pub fn wait_stopped(&self, name: &str, timeout: Duration) -> Result<(), StageError> {
-        let (name, _) = find_sess(self.production, name)?;
+        let name: Slug = match find_sess(self.production, name) {
+            Ok((slug, _)) => slug.clone(),
+            Err(e) => name.parse().map_err(|_| e)?,
+        };
+        let name = &name;
         let runtime = SessRuntime::of(self.production, name);
         let deadline = Instant::now() + timeout;
         while let Some(pid) = runtime.live_master() {
@@ -312,10 +318,15 @@ impl SessRuntime {
             production.stats_socket(name).as_path().to_owned(),
             production.master_fifo(name).as_path().to_owned(),
         ];
-        if let Some(sess) = production.sess.get(name)
-            && let SessSocket::Unix(path) = &sess.socket
-        {
-            files.push(path.as_path().to_owned());
+        match production.sess.get(name).map(|s| &s.socket) {
+            Some(SessSocket::Unix(path)) => files.push(path.as_path().to_owned()),
+            Some(SessSocket::Tcp(_)) => {}
+            // A retired Sess: its socket, if it had the default one.
+            None => files.push(
+                Production::default_socket(&production.layout, &production.name, name)
+                    .as_path()
+                    .to_owned(),
+            ),
         }
         SessRuntime {
             name: name.to_string(),

@@ -1,0 +1,325 @@
+//! The example Production, end to end through the real things: `backstage up` builds the Stage,
+//! starts a real uWSGI Emperor and a real nginx on a free loopback port, and serves the real
+//! Django project; then status, idempotent apply, an unhealthy Sess, a re-booking under load,
+//! and `down` leaving nothing behind.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn test_venv() -> PathBuf {
+    let venv = std::env::var_os("BACKSTAGE_TEST_VENV")
+        .map_or_else(|| workspace().join("target/test-venv"), PathBuf::from);
+    assert!(
+        venv.join("bin/uwsgi").is_file() && venv.join("bin/python").is_file(),
+        "no uWSGI in `{}`: run `scripts/test-deps` first",
+        venv.display()
+    );
+    assert!(
+        Path::new("/usr/sbin/nginx").is_file(),
+        "no nginx: run `scripts/test-deps` first"
+    );
+    venv
+}
+
+fn backstage(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_backstage"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run backstage")
+}
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A GET through nginx: (status, body).
+fn get(port: u16, host: &str, path: &str) -> std::io::Result<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n")?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name();
+        if name == ".backstage" || name == "__pycache__" || name == "staticfiles" {
+            continue;
+        }
+        let target = to.join(&name);
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// Stops the Production when the test ends, however it ends.
+struct Down(PathBuf);
+
+impl Drop for Down {
+    fn drop(&mut self) {
+        let _ = backstage(&self.0, &["down"]);
+    }
+}
+
+fn pid_alive(pid: u64) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.contains(") Z "))
+}
+
+#[test]
+fn the_example_production_lives_and_dies() {
+    let venv = test_venv();
+    // A short directory keeps the unix socket paths under the kernel's limit.
+    let tmp = tempfile::Builder::new()
+        .prefix("bs")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let dir = tmp.path().to_owned();
+    copy_tree(&workspace().join("examples/jazzclub"), &dir);
+    let port = free_port();
+    let manifest = dir.join("backstage.toml");
+    let text = std::fs::read_to_string(&manifest)
+        .unwrap()
+        .replace("127.0.0.1:8080", &format!("127.0.0.1:{port}"))
+        .replace(
+            "virtualenv = \".backstage/venv\"",
+            &format!("virtualenv = \"{}\"", venv.display()),
+        );
+    std::fs::write(&manifest, &text).unwrap();
+    let _down = Down(dir.clone());
+
+    // up: every Gig answers, and the URLs are printed.
+    let out = ok(&backstage(&dir, &["up"]));
+    assert!(
+        out.contains(&format!("http://jazz.localhost:{port}/late/")),
+        "{out}"
+    );
+
+    let (status, body) = get(port, "jazz.localhost", "/").unwrap();
+    assert_eq!(status, 200);
+    assert!(body.contains("The Jazz Club"), "{body}");
+    let (status, body) = get(port, "jazz.localhost", "/late/whoami").unwrap();
+    assert_eq!(status, 200);
+    let who: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (who["sess"].as_str(), who["script_name"].as_str()),
+        (Some("club-late"), Some("/late"))
+    );
+    let (status, body) = get(port, "jazz.localhost", "/static/music/style.css").unwrap();
+    assert_eq!(status, 200);
+    assert!(
+        body.contains("font-family"),
+        "static file served by nginx: {body}"
+    );
+    assert_eq!(
+        get(port, "blues.localhost", "/").unwrap().0,
+        503,
+        "the closed Venue"
+    );
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..40 {
+        let (_, body) = get(port, "jazz.localhost", "/whoami").unwrap();
+        let who: serde_json::Value = serde_json::from_str(&body).unwrap();
+        seen.insert(who["sess"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(
+        seen.into_iter().collect::<Vec<_>>(),
+        ["club-a", "club-b"],
+        "both Sess of the load-balanced Gig"
+    );
+
+    // status --json: every Sess running, every Gig 200.
+    let status: serde_json::Value =
+        serde_json::from_str(&ok(&backstage(&dir, &["status", "--json"]))).unwrap();
+    let sess = status["sess"].as_array().unwrap();
+    assert_eq!(sess.len(), 3);
+    for s in sess {
+        assert_eq!(s["state"], "running", "{s}");
+        assert!(
+            s["workers"].as_u64().unwrap() >= 1 && s["rss_bytes"].as_u64().unwrap() > 0,
+            "{s}"
+        );
+    }
+    for g in status["gigs"].as_array().unwrap() {
+        assert_eq!(g["http_status"], 200, "{g}");
+    }
+    let pids: Vec<u64> = Command::new("pgrep")
+        .args(["-f", &dir.to_string_lossy()])
+        .output()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .filter_map(|l| l.trim().parse().ok())
+                .collect()
+        })
+        .unwrap();
+    assert!(
+        !pids.is_empty(),
+        "the Emperor and nginx run with paths under the Production's dir"
+    );
+
+    // A second apply changes nothing: empty plan, no file touched.
+    let plan: serde_json::Value =
+        serde_json::from_str(&ok(&backstage(&dir, &["plan", "--json"]))).unwrap();
+    assert_eq!(plan, serde_json::json!({"changes": []}));
+    let vassal = dir.join(".backstage/vassals/backstage.jazzclub.club-a.ini");
+    let before = std::fs::metadata(&vassal).unwrap().modified().unwrap();
+    let out = ok(&backstage(&dir, &["apply"]));
+    assert!(out.contains("nothing to change"), "{out}");
+    assert_eq!(
+        std::fs::metadata(&vassal).unwrap().modified().unwrap(),
+        before
+    );
+
+    // A Sess that cannot start: apply fails with its log, nothing is switched.
+    let broken = format!(
+        "{text}\n[acts.broken]\nroot = \"club\"\nwsgi = \"club.wsgi:application\"\nsettings = \"club.nosuchsettings\"\n\n\
+         [sess.broken-a]\nact = \"broken\"\nstage = \"local\"\nprocesses = 1\n\n\
+         [gigs.jazz-broken]\nvenue = \"jazz\"\nsess = [\"broken-a\"]\npath = \"/broken\"\n"
+    );
+    std::fs::write(&manifest, &broken).unwrap();
+    let out = backstage(&dir, &["apply"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("Sess `broken-a` did not become healthy"),
+        "{err}"
+    );
+    assert!(
+        err.contains("nosuchsettings"),
+        "the log tail names the cause: {err}"
+    );
+    assert!(
+        !dir.join(".backstage/vassals/backstage.jazzclub.broken-a.ini")
+            .exists(),
+        "rolled back"
+    );
+    assert_eq!(
+        get(port, "jazz.localhost", "/").unwrap().0,
+        200,
+        "the old Gig keeps serving"
+    );
+    assert_eq!(
+        get(port, "jazz.localhost", "/broken/").unwrap().0,
+        404,
+        "nginx was not switched"
+    );
+
+    // Re-book the home Gig to the late Sess while a client loops: no request fails.
+    let start = text.find("[sess.club-a]").unwrap();
+    let end = text.find("[sess.club-late]").unwrap();
+    let rebooked = format!("{}{}", &text[..start], &text[end..])
+        .replace("sess = [\"club-a\", \"club-b\"]", "sess = [\"club-late\"]");
+    std::fs::write(&manifest, rebooked).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let (served, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let client = {
+        let (stop, served, failed) = (stop.clone(), served.clone(), failed.clone());
+        std::thread::spawn(move || {
+            let mut n = 0;
+            while !stop.load(Ordering::Relaxed) && n < 20_000 {
+                n += 1;
+                match get(port, "jazz.localhost", "/whoami") {
+                    Ok((200, _)) => served.fetch_add(1, Ordering::Relaxed),
+                    _ => failed.fetch_add(1, Ordering::Relaxed),
+                };
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    ok(&backstage(&dir, &["apply"]));
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::Relaxed);
+    client.join().unwrap();
+    assert!(served.load(Ordering::Relaxed) > 0);
+    assert_eq!(
+        failed.load(Ordering::Relaxed),
+        0,
+        "requests failed during the re-booking"
+    );
+    let (_, body) = get(port, "jazz.localhost", "/whoami").unwrap();
+    assert!(body.contains("club-late"), "{body}");
+    assert!(
+        !dir.join(".backstage/vassals/backstage.jazzclub.club-a.ini")
+            .exists(),
+        "retired after the switch"
+    );
+
+    // down: nothing left running, no socket or pid file left behind.
+    let out = ok(&backstage(&dir, &["down"]));
+    assert!(out.contains("is down"), "{out}");
+    for pid in pids {
+        assert!(!pid_alive(pid), "process {pid} still runs after down");
+    }
+    let leftovers: Vec<PathBuf> = walk(&dir.join(".backstage/run"))
+        .into_iter()
+        .filter(|p| {
+            use std::os::unix::fs::FileTypeExt;
+            let t = std::fs::symlink_metadata(p).unwrap().file_type();
+            t.is_socket() || t.is_fifo() || p.extension().is_some_and(|e| e == "pid")
+        })
+        .collect();
+    assert!(leftovers.is_empty(), "left behind: {leftovers:?}");
+    assert!(
+        get(port, "jazz.localhost", "/").is_err(),
+        "nginx still answers"
+    );
+    ok(&backstage(&dir, &["down"]));
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            out.extend(walk(&p));
+        }
+        out.push(p);
+    }
+    out
+}
