@@ -874,3 +874,9 @@ pub fn is_managed(production: &Production, path: &Path) -> bool {
         .flatten()
         .is_some_and(|c| files::is_ours(&c, &production.name))
 }
+
+/// Where a Sess listens, and a Host its Act accepts (for `backstage request SESS`).
+pub fn sess_target(production: &Production, name: &str) -> Option<(Target, String)> {
+    let slug: Slug = name.parse().ok()?;
+    Some((target_of(production, &slug)?, host_for(production, &slug)))
+}

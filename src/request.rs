@@ -12,7 +12,7 @@ use clap::Args;
 /// Send one HTTP request over uwsgi and print the response body, byte for byte.
 #[derive(Debug, Args)]
 pub struct RequestArgs {
-    /// The Sess's socket: a unix socket path (with a `/`) or `host:port`.
+    /// A Sess name from the manifest, its unix socket path (with a `/`), or `host:port`.
     target: String,
     /// The request path, with an optional `?query`.
     path: String,
@@ -36,6 +36,9 @@ pub struct RequestArgs {
     /// Also print the status line and headers before the body.
     #[arg(short = 'i', long = "include")]
     include: bool,
+    /// The manifest, when TARGET is a Sess name [default: `backstage.toml` here or in the nearest parent]
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    file: Option<PathBuf>,
     /// Seconds to wait for the connection, and for each read.
     #[arg(long, value_name = "SECONDS", default_value_t = 30,
           value_parser = clap::value_parser!(u64).range(1..))]
@@ -54,17 +57,58 @@ pub fn run(args: RequestArgs) -> ExitCode {
     runtime.block_on(request(args))
 }
 
+/// Resolves a Sess name through the manifest.
+fn sess_target(args: &RequestArgs) -> Result<(Target, String), ExitCode> {
+    let arg = crate::ManifestArg {
+        file: args.file.clone(),
+    };
+    let manifest = crate::check::read_manifest(&arg).map_err(|(code, _)| code)?;
+    let production = manifest.load().map_err(|e| {
+        eprintln!("error: {e}; run `backstage check` for the details");
+        ExitCode::FAILURE
+    })?;
+    crate::manager::sess_target(&production, &args.target).ok_or_else(|| {
+        let names: Vec<&str> = production.sess.keys().map(|s| s.as_str()).collect();
+        eprintln!(
+            "error: no Sess `{}` in production `{}` (its Sess: {}); a TARGET with `/` is a socket path, with `:` an address",
+            args.target,
+            production.name,
+            names.join(", ")
+        );
+        ExitCode::FAILURE
+    })
+}
+
 enum Body {
     Inline(Vec<u8>),
     File(PathBuf),
 }
 
 async fn request(args: RequestArgs) -> ExitCode {
-    let target: Target = match args.target.parse() {
-        Ok(target) => target,
-        Err(error) => return usage(&error.to_string()),
-    };
     let mut headers = Vec::new();
+    let is_sess_name = !args.target.contains(['/', ':'])
+        && args.target.parse::<backstage_core::values::Slug>().is_ok();
+    let target: Target = if is_sess_name {
+        match sess_target(&args) {
+            Ok((target, host)) => {
+                // The Act's ALLOWED_HOSTS accept its Venue's names; send one unless told otherwise.
+                if !args
+                    .headers
+                    .iter()
+                    .any(|h| h.to_ascii_lowercase().starts_with("host:"))
+                {
+                    headers.push(("Host".to_owned(), host));
+                }
+                target
+            }
+            Err(code) => return code,
+        }
+    } else {
+        match args.target.parse() {
+            Ok(target) => target,
+            Err(error) => return usage(&error.to_string()),
+        }
+    };
     for header in &args.headers {
         let Some((name, value)) = header.split_once(':') else {
             return usage(&format!("header `{header}` is not `Name: value`"));

@@ -110,7 +110,7 @@ fn an_unreachable_target_exits_1_naming_it() {
 #[test]
 fn bad_usage_exits_2() {
     for args in [
-        &["no-slash-no-port", "/"][..],
+        &["no_slash_no_port", "/"][..],
         &["/tmp/x.sock", "/", "-H", "no colon"],
         &["/tmp/x.sock", "/", "-d", "a", "--data-binary", "b"],
         &["/tmp/x.sock"],
@@ -120,4 +120,43 @@ fn bad_usage_exits_2() {
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         assert!(!out.stderr.is_empty(), "{args:?}");
     }
+}
+
+#[test]
+fn a_sess_name_resolves_through_the_manifest() {
+    let uwsgi = Uwsgi::start();
+    let backstage_uwsgi::Target::Unix(socket) = &uwsgi.unix else {
+        panic!("a unix target")
+    };
+    let manifest = uwsgi.dir.path().join("backstage.toml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "[production]\nname = \"req\"\n\n[acts.app]\nroot = \".\"\nwsgi = \"app:application\"\n\n\
+             [stages.local]\nvirtualenv = \"venv\"\n\n[sess.app-a]\nact = \"app\"\nstage = \"local\"\n\
+             socket = \"unix:{}\"\n\n[venues.v]\nserver_names = [\"req.localhost\"]\n\n\
+             [gigs.g]\nvenue = \"v\"\nsess = [\"app-a\"]\n",
+            socket.display()
+        ),
+    )
+    .unwrap();
+    let m = manifest.to_str().unwrap();
+    let out = backstage(&["-f", m, "app-a", "/environ"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let env: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // The Host of the Sess' Venue is sent, so Django's ALLOWED_HOSTS accept the request.
+    assert_eq!(env["HTTP_HOST"], "req.localhost");
+
+    let out = backstage(&["-f", m, "app-b", "/"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no Sess `app-b` in production `req` (its Sess: app-a)"),
+        "{err}"
+    );
 }
