@@ -68,7 +68,7 @@ fn sess_target(args: &RequestArgs) -> Result<(Target, String), ExitCode> {
         ExitCode::FAILURE
     })?;
     crate::manager::sess_target(&production, &args.target).ok_or_else(|| {
-        let names: Vec<&str> = production.sess.keys().map(|s| s.as_str()).collect();
+        let names: Vec<&str> = production.sess.keys().map(backstage_core::values::Slug::as_str).collect();
         eprintln!(
             "error: no Sess `{}` in production `{}` (its Sess: {}); a TARGET with `/` is a socket path, with `:` an address",
             args.target,
