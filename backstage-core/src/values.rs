@@ -131,6 +131,14 @@ macro_rules! string_newtype {
             }
         }
 
+        // Eq, Ord and Hash are derived from the inner `String`, so they agree with `str`'s:
+        // maps keyed by these types can be looked up with a `&str`.
+        impl std::borrow::Borrow<str> for $name {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
+
         impl TryFrom<String> for $name {
             type Error = ValueError;
             fn try_from(value: String) -> Result<Self, ValueError> {

@@ -292,9 +292,15 @@ pub fn render_with(
 ) -> Result<Vec<DesiredFile>, Error> {
     let paths = Paths::of(production);
     let mut out = Vec::with_capacity(production.venues.len() + 1);
+    // Each Venue's Gigs, found in one pass (a scan per Venue is quadratic in large Productions).
+    let mut gigs_at: BTreeMap<&Slug, Vec<(&Slug, &backstage_core::Gig)>> = BTreeMap::new();
+    for (gname, gig) in &production.gigs {
+        gigs_at.entry(&gig.venue).or_default().push((gname, gig));
+    }
     for (name, venue) in &production.venues {
         let path = site_path(production, name);
-        let content = render_site(production, name, venue)?;
+        let gigs = gigs_at.remove(name).unwrap_or_default();
+        let content = render_site(production, name, venue, gigs)?;
         out.push(DesiredFile {
             kind: FileKind::Site,
             name: name.to_string(),
@@ -486,13 +492,13 @@ fn closed_page(venue: &Venue) -> String {
     )
 }
 
-fn render_site(production: &Production, name: &Slug, venue: &Venue) -> Result<String, Error> {
+fn render_site(
+    production: &Production,
+    name: &Slug,
+    venue: &Venue,
+    gigs: Vec<(&Slug, &backstage_core::Gig)>,
+) -> Result<String, Error> {
     let origin = format!("venues.{name}");
-    let gigs: Vec<(&Slug, &backstage_core::Gig)> = production
-        .gigs
-        .iter()
-        .filter(|(_, g)| &g.venue == name)
-        .collect();
 
     let upstreams = gigs
         .iter()

@@ -33,8 +33,7 @@ pub fn find_sess<'p>(
 ) -> Result<(&'p Slug, &'p Sess), StageError> {
     production
         .sess
-        .iter()
-        .find(|(n, _)| n.as_str() == name)
+        .get_key_value(name)
         .ok_or_else(|| StageError::UnknownSess {
             name: name.to_owned(),
             production: production.name.to_string(),
