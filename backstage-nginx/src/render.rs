@@ -300,7 +300,7 @@ pub fn render_with(
     for (name, venue) in &production.venues {
         let path = site_path(production, name);
         let gigs = gigs_at.remove(name).unwrap_or_default();
-        let content = render_site(production, name, venue, gigs)?;
+        let content = render_site(production, name, venue, &gigs)?;
         out.push(DesiredFile {
             kind: FileKind::Site,
             name: name.to_string(),
@@ -496,7 +496,7 @@ fn render_site(
     production: &Production,
     name: &Slug,
     venue: &Venue,
-    gigs: Vec<(&Slug, &backstage_core::Gig)>,
+    gigs: &[(&Slug, &backstage_core::Gig)],
 ) -> Result<String, Error> {
     let origin = format!("venues.{name}");
 
@@ -538,7 +538,7 @@ fn render_site(
     };
 
     let mut statics = Vec::new();
-    for (_, gig) in &gigs {
+    for (_, gig) in gigs {
         for (s, _) in &gig.sess {
             let Some((act_name, act)) = production
                 .sess
@@ -565,7 +565,7 @@ fn render_site(
     }
 
     let mut gig_ctx = Vec::new();
-    for (gname, gig) in &gigs {
+    for (gname, gig) in gigs {
         let root = gig.path.is_root();
         let location = if root {
             "/".to_owned()

@@ -60,7 +60,7 @@ path = "/late"
 }
 
 fn socket_of(production: &Production, sess: &str) -> std::path::PathBuf {
-    match &production.sess[&sess.parse().unwrap()].socket {
+    match &production.sess[sess].socket {
         SessSocket::Unix(p) => p.as_path().to_owned(),
         SessSocket::Tcp(a) => panic!("expected a unix socket, got {a}"),
     }

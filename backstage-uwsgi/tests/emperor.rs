@@ -389,7 +389,7 @@ fn sess_lifecycle_through_a_real_emperor() {
 struct SessSocketPath(PathBuf);
 
 fn socket_of(p: &Production, name: &str) -> SessSocketPath {
-    match &p.sess[&name.parse().unwrap()].socket {
+    match &p.sess[name].socket {
         backstage_core::SessSocket::Unix(path) => SessSocketPath(path.as_path().to_owned()),
         backstage_core::SessSocket::Tcp(a) => panic!("expected a unix socket, got {a}"),
     }
