@@ -208,6 +208,40 @@ pub async fn read(target: &Target, timeout: Duration) -> Result<Stats, Error> {
     Stats::parse(&raw)
 }
 
+/// Reads a unix stats socket synchronously: connect, read to end of file, parse.
+///
+/// For callers without a runtime; the stats server writes its document on connect and closes.
+/// `timeout` bounds each read.
+pub fn read_unix_blocking(path: &std::path::Path, timeout: Duration) -> Result<Stats, Error> {
+    use std::io::Read;
+    let target = Target::Unix(path.to_owned());
+    let stream =
+        std::os::unix::net::UnixStream::connect(path).map_err(|source| Error::Connect {
+            target: target.clone(),
+            source,
+        })?;
+    let io = |source: std::io::Error| match source.kind() {
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => Error::ReadTimeout {
+            target: target.clone(),
+            timeout,
+        },
+        _ => Error::Io {
+            target: target.clone(),
+            source,
+        },
+    };
+    stream.set_read_timeout(Some(timeout)).map_err(io)?;
+    let mut raw = Vec::with_capacity(16 * 1024);
+    let limit = u64::try_from(MAX_STATS_LEN).unwrap_or(u64::MAX) + 1;
+    stream.take(limit).read_to_end(&mut raw).map_err(io)?;
+    if raw.len() > MAX_STATS_LEN {
+        return Err(Error::StatsTooLarge {
+            limit: MAX_STATS_LEN,
+        });
+    }
+    Stats::parse(&raw)
+}
+
 /// Skips the HTTP head `--stats-http` puts before the document.
 fn strip_http_head(raw: &[u8]) -> &[u8] {
     if raw.starts_with(b"HTTP/")
