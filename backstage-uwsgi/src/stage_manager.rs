@@ -16,7 +16,7 @@ use backstage_core::{Production, SessSocket, files};
 use serde::Serialize;
 
 use crate::emperor::{log_tail, pid_alive, read_pid};
-use crate::stage_error::{StageError, io_err};
+use crate::error::{Error, io_err};
 use crate::stats::{self, Stats, WorkerStats};
 use crate::vassal::{find_sess, render_vassal};
 
@@ -127,18 +127,18 @@ impl<'p> StageManager<'p> {
 
     /// Places the Sess' vassal: creates it, or rewrites and reloads it when its content
     /// changed; an unchanged vassal is not touched.
-    pub fn start(&self, name: &str) -> Result<Placement, StageError> {
+    pub fn start(&self, name: &str) -> Result<Placement, Error> {
         self.place(name, false)
     }
 
     /// Reloads the Sess: rewrites its vassal if it changed, and moves its mtime either way.
     /// A Sess that was not placed is started.
-    pub fn reload(&self, name: &str) -> Result<Placement, StageError> {
+    pub fn reload(&self, name: &str) -> Result<Placement, Error> {
         self.place(name, true)
     }
 
     /// Removes the Sess' vassal; the Emperor stops it. `Ok(false)` when it was not placed.
-    pub fn stop(&self, name: &str) -> Result<bool, StageError> {
+    pub fn stop(&self, name: &str) -> Result<bool, Error> {
         let (name, _) = find_sess(self.production, name)?;
         let path = self.production.vassal_file(name);
         Ok(files::remove_ours(path.as_path(), &self.production.name)?)
@@ -147,13 +147,13 @@ impl<'p> StageManager<'p> {
     /// Waits until the Sess' master has exited (after [`Self::stop`]), then removes the
     /// runtime files it left: uWSGI's `vacuum` skips a unix socket the master inherited across
     /// a reload ("changed inode. Skip removal"), so a reloaded Sess leaves its socket behind.
-    pub fn wait_stopped(&self, name: &str, timeout: Duration) -> Result<(), StageError> {
+    pub fn wait_stopped(&self, name: &str, timeout: Duration) -> Result<(), Error> {
         let (name, _) = find_sess(self.production, name)?;
         let runtime = SessRuntime::of(self.production, name);
         let deadline = Instant::now() + timeout;
         while let Some(pid) = runtime.live_master() {
             if Instant::now() > deadline {
-                return Err(StageError::SessStop {
+                return Err(Error::SessStop {
                     sess: name.to_string(),
                     pid,
                     seconds: timeout.as_secs(),
@@ -164,7 +164,7 @@ impl<'p> StageManager<'p> {
         runtime.remove_leftovers()
     }
 
-    fn place(&self, name: &str, touch: bool) -> Result<Placement, StageError> {
+    fn place(&self, name: &str, touch: bool) -> Result<Placement, Error> {
         let (name, _) = find_sess(self.production, name)?;
         let desired = render_vassal(self.production, name)?;
         let path = desired.path.as_path();
@@ -205,7 +205,7 @@ impl<'p> StageManager<'p> {
     /// The Sess' state now. `emperor_running` says whether an Emperor serves the vassal dir
     /// (user mode: [`Emperor::is_running`](crate::emperor::Emperor::is_running); system mode:
     /// the system service's state).
-    pub fn state(&self, name: &str, emperor_running: bool) -> Result<SessState, StageError> {
+    pub fn state(&self, name: &str, emperor_running: bool) -> Result<SessState, Error> {
         let (name, _) = find_sess(self.production, name)?;
         let placed = self.production.vassal_file(name).as_path().exists();
         let stats = if placed && emperor_running {
@@ -232,7 +232,7 @@ impl<'p> StageManager<'p> {
         name: &str,
         emperor_running: bool,
         timeout: Duration,
-    ) -> Result<SessState, StageError> {
+    ) -> Result<SessState, Error> {
         let (slug, _) = find_sess(self.production, name)?;
         let log = self.production.log_file(slug);
         let mark = fs::metadata(log.as_path()).map_or(0, |m| m.len());
@@ -300,7 +300,7 @@ impl SessRuntime {
     }
 
     /// Removes what a master that is gone left behind. Only call when no master runs.
-    pub(crate) fn remove_leftovers(&self) -> Result<(), StageError> {
+    pub(crate) fn remove_leftovers(&self) -> Result<(), Error> {
         for path in self.files.iter().chain([&self.pid_file]) {
             match fs::remove_file(path) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
@@ -328,7 +328,7 @@ fn logged_since(path: &Path, mark: u64, needle: &str) -> bool {
     String::from_utf8_lossy(&buf).contains(needle)
 }
 
-fn mtime(path: &Path) -> Result<SystemTime, StageError> {
+fn mtime(path: &Path) -> Result<SystemTime, Error> {
     fs::metadata(path)
         .and_then(|m| m.modified())
         .map_err(io_err("stat", path))
@@ -345,7 +345,7 @@ fn next_mtime(previous: Option<SystemTime>) -> SystemTime {
 }
 
 /// Sets `path`'s mtime to [`next_mtime`].
-fn bump_mtime(path: &Path, previous: Option<SystemTime>) -> Result<(), StageError> {
+fn bump_mtime(path: &Path, previous: Option<SystemTime>) -> Result<(), Error> {
     let target = next_mtime(previous);
     fs::OpenOptions::new()
         .write(true)

@@ -5,7 +5,7 @@ mod support;
 use std::path::PathBuf;
 
 use backstage_core::Manifest;
-use backstage_uwsgi::stage_error::StageError;
+use backstage_uwsgi::Error;
 use backstage_uwsgi::stage_set::{Progress, build_stage};
 use support::copy_tree;
 
@@ -90,7 +90,7 @@ stage = "local"
     )
     .unwrap();
     match build_stage(&production, &stage, &mut |_| {}) {
-        Err(StageError::Command { stderr_tail, .. }) => assert!(
+        Err(Error::Command { stderr_tail, .. }) => assert!(
             stderr_tail
                 .iter()
                 .any(|l| l.contains("backstage-test-no-such-package")),
