@@ -9,7 +9,7 @@ use serde::Deserialize;
 use tokio::io::AsyncReadExt;
 
 use crate::{
-    client::{connect, io_with_timeout_pub},
+    client::{connect, io_with_timeout},
     error::Error,
     target::Target,
 };
@@ -195,7 +195,7 @@ pub async fn read(target: &Target, timeout: Duration) -> Result<Stats, Error> {
     let mut limited = conn.take(limit);
     loop {
         raw.reserve(16 * 1024);
-        let n = io_with_timeout_pub(target, timeout, limited.read_buf(&mut raw)).await?;
+        let n = io_with_timeout(target, timeout, limited.read_buf(&mut raw)).await?;
         if n == 0 {
             break;
         }
