@@ -26,7 +26,6 @@ use backstage_core::values::{ListenAddr, Slug};
 use backstage_core::{DesiredFile, FileKind, Mode, Production, SessSocket};
 use backstage_nginx::{NginxBinary, UserNginx};
 use backstage_uwsgi::emperor::{Emperor, log_tail};
-use backstage_uwsgi::stage_error::StageError;
 use backstage_uwsgi::stage_manager::{SessState, StageManager, next_mtime};
 use backstage_uwsgi::stage_set::{self, Progress};
 use backstage_uwsgi::{Client, Request, Target};
@@ -36,9 +35,9 @@ use serde::Serialize;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ManagerError {
-    /// A Stage Manager operation (vassals, Emperor, Stage Set) failed.
+    /// A uWSGI operation (vassals, Emperor, Stage Set, the uwsgi protocol) failed.
     #[error(transparent)]
-    Stage(#[from] StageError),
+    Uwsgi(#[from] backstage_uwsgi::Error),
     /// nginx rendering, validation or reload failed.
     #[error(transparent)]
     Nginx(#[from] backstage_nginx::Error),

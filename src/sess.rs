@@ -67,7 +67,7 @@ fn act(
     production: &Production,
     action: &SessAction,
     name: &str,
-) -> Result<ExitCode, backstage_uwsgi::stage_error::StageError> {
+) -> Result<ExitCode, backstage_uwsgi::Error> {
     let sm = StageManager::new(production);
     // System mode: the system's Emperor serves the vassal dir; user mode: ours, if `up` ran.
     let emperor_running = match production.mode {

@@ -224,7 +224,7 @@ impl Client {
     }
 }
 
-async fn io_with_timeout<T>(
+pub(crate) async fn io_with_timeout<T>(
     target: &Target,
     read_timeout: Duration,
     op: impl Future<Output = io::Result<T>>,
@@ -263,14 +263,6 @@ pub(crate) async fn connect(target: &Target, connect_timeout: Duration) -> Resul
             timeout: connect_timeout,
         }),
     }
-}
-
-pub(crate) async fn io_with_timeout_pub<T>(
-    target: &Target,
-    read_timeout: Duration,
-    op: impl Future<Output = io::Result<T>>,
-) -> Result<T, Error> {
-    io_with_timeout(target, read_timeout, op).await
 }
 
 fn is_hangup(error: &io::Error) -> bool {

@@ -19,7 +19,7 @@ use backstage_core::{Mode, Production};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-use crate::stage_error::{StageError, io_err};
+use crate::error::{Error, io_err};
 use crate::stage_manager::SessRuntime;
 
 /// How often a wait polls.
@@ -50,9 +50,9 @@ pub struct Emperor {
 impl Emperor {
     /// The Emperor of a user-mode Production, run with the uWSGI of its first Stage's
     /// virtualenv (`<virtualenv>/bin/uwsgi`).
-    pub fn for_production(production: &Production) -> Result<Emperor, StageError> {
+    pub fn for_production(production: &Production) -> Result<Emperor, Error> {
         if production.mode == Mode::System {
-            return Err(StageError::SystemMode {
+            return Err(Error::SystemMode {
                 production: production.name.to_string(),
             });
         }
@@ -110,7 +110,7 @@ impl Emperor {
     }
 
     /// Starts the Emperor unless it is already running; returns once its pid file names it.
-    pub fn start(&mut self) -> Result<Started, StageError> {
+    pub fn start(&mut self) -> Result<Started, Error> {
         if let Some(pid) = self.pid() {
             return Ok(Started::AlreadyRunning(pid));
         }
@@ -161,7 +161,7 @@ impl Emperor {
             // Its own process group: a Ctrl-C meant for `backstage` does not reach it.
             .process_group(0)
             .spawn()
-            .map_err(|source| StageError::Spawn {
+            .map_err(|source| Error::Spawn {
                 program: self.uwsgi.clone(),
                 source,
             })?;
@@ -181,7 +181,7 @@ impl Emperor {
                     let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
                     self.reap();
                 }
-                return Err(StageError::EmperorStart {
+                return Err(Error::EmperorStart {
                     log_tail: log_tail(&log, 20),
                     log,
                 });
@@ -192,7 +192,7 @@ impl Emperor {
 
     /// Stops the Emperor and waits until it and every vassal of the Production are gone.
     /// Stopping an Emperor that is not running only waits for stray vassals.
-    pub fn stop(&mut self, timeout: Duration) -> Result<(), StageError> {
+    pub fn stop(&mut self, timeout: Duration) -> Result<(), Error> {
         if let Some(pid) = self.pid() {
             // SIGINT: the Emperor stops its vassals and exits (SIGTERM would only reload).
             let _ = kill(Pid::from_raw(pid), Signal::SIGINT);
@@ -205,7 +205,7 @@ impl Emperor {
                 return self.remove_leftovers();
             }
             if Instant::now() > deadline {
-                return Err(StageError::EmperorStop {
+                return Err(Error::EmperorStop {
                     seconds: timeout.as_secs(),
                     alive,
                 });
@@ -235,7 +235,7 @@ impl Emperor {
     }
 
     /// Removes the runtime files of every Sess whose master is gone.
-    fn remove_leftovers(&self) -> Result<(), StageError> {
+    fn remove_leftovers(&self) -> Result<(), Error> {
         for r in &self.sess {
             if r.live_master().is_none() {
                 r.remove_leftovers()?;

@@ -96,7 +96,6 @@ pub use stats::Stats;
 pub use target::Target;
 
 pub mod emperor;
-pub mod stage_error;
 pub mod stage_manager;
 pub mod stage_set;
 pub mod vassal;

@@ -8,20 +8,23 @@
 
 use std::fs;
 use std::io::Read;
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use backstage_core::values::Slug;
 use backstage_core::{Production, SessSocket, files};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::emperor::{log_tail, pid_alive, read_pid};
-use crate::stage_error::{StageError, io_err};
+use crate::error::{Error, io_err};
+use crate::stats::{self, Stats, WorkerStats};
 use crate::vassal::{find_sess, render_vassal};
 
 /// Lines of a Sess' log shown with a failure.
 const LOG_TAIL_LINES: usize = 20;
+
+/// How long a Sess' stats socket may stay silent before it counts as not answering.
+const STATS_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// What placing a vassal did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -76,14 +79,19 @@ impl SessState {
     pub fn assess(
         vassal_placed: bool,
         emperor_running: bool,
-        stats: Option<&StatsSnapshot>,
+        stats: Option<&Stats>,
         log_tail: Vec<String>,
     ) -> SessState {
         if !vassal_placed || !emperor_running {
             return SessState::Stopped;
         }
-        let live: Vec<&WorkerStats> = stats
-            .map(|s| s.workers.iter().filter(|w| w.pid > 0).collect())
+        let live: Vec<(u32, &WorkerStats)> = stats
+            .map(|s| {
+                s.workers
+                    .iter()
+                    .filter_map(|w| u32::try_from(w.pid).ok().filter(|&p| p > 0).zip(Some(w)))
+                    .collect()
+            })
             .unwrap_or_default();
         if live.is_empty() {
             let reason = if stats.is_some() {
@@ -98,55 +106,9 @@ impl SessState {
         }
         SessState::Running {
             workers: u32::try_from(live.len()).unwrap_or(u32::MAX),
-            requests: live.iter().map(|w| w.requests).sum(),
-            rss_bytes: live.iter().map(|w| w.rss).sum(),
-            pids: live.iter().map(|w| w.pid).collect(),
-        }
-    }
-}
-
-/// The numbers of a uWSGI stats document a Sess' state needs.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[non_exhaustive]
-pub struct StatsSnapshot {
-    /// Its workers.
-    #[serde(default)]
-    pub workers: Vec<WorkerStats>,
-}
-
-/// One worker in a uWSGI stats document.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[non_exhaustive]
-pub struct WorkerStats {
-    /// Its pid (0 when not running).
-    #[serde(default)]
-    pub pid: u32,
-    /// Requests it served.
-    #[serde(default)]
-    pub requests: u64,
-    /// Resident memory in bytes (filled with `memory-report`).
-    #[serde(default)]
-    pub rss: u64,
-    /// `idle`, `busy`, `cheap`, …
-    #[serde(default)]
-    pub status: String,
-}
-
-impl StatsSnapshot {
-    /// Builds a snapshot from worker figures (for callers with their own stats reader).
-    pub fn from_workers(workers: Vec<WorkerStats>) -> StatsSnapshot {
-        StatsSnapshot { workers }
-    }
-}
-
-impl WorkerStats {
-    /// One worker's figures.
-    pub fn new(pid: u32, requests: u64, rss: u64, status: String) -> WorkerStats {
-        WorkerStats {
-            pid,
-            requests,
-            rss,
-            status,
+            requests: live.iter().map(|(_, w)| w.requests).sum(),
+            rss_bytes: live.iter().map(|(_, w)| w.rss).sum(),
+            pids: live.iter().map(|&(pid, _)| pid).collect(),
         }
     }
 }
@@ -165,18 +127,18 @@ impl<'p> StageManager<'p> {
 
     /// Places the Sess' vassal: creates it, or rewrites and reloads it when its content
     /// changed; an unchanged vassal is not touched.
-    pub fn start(&self, name: &str) -> Result<Placement, StageError> {
+    pub fn start(&self, name: &str) -> Result<Placement, Error> {
         self.place(name, false)
     }
 
     /// Reloads the Sess: rewrites its vassal if it changed, and moves its mtime either way.
     /// A Sess that was not placed is started.
-    pub fn reload(&self, name: &str) -> Result<Placement, StageError> {
+    pub fn reload(&self, name: &str) -> Result<Placement, Error> {
         self.place(name, true)
     }
 
     /// Removes the Sess' vassal; the Emperor stops it. `Ok(false)` when it was not placed.
-    pub fn stop(&self, name: &str) -> Result<bool, StageError> {
+    pub fn stop(&self, name: &str) -> Result<bool, Error> {
         let (name, _) = find_sess(self.production, name)?;
         let path = self.production.vassal_file(name);
         Ok(files::remove_ours(path.as_path(), &self.production.name)?)
@@ -187,7 +149,7 @@ impl<'p> StageManager<'p> {
     /// a reload ("changed inode. Skip removal"), so a reloaded Sess leaves its socket behind.
     ///
     /// Works for a retired Sess too (one no longer in the manifest), by its name.
-    pub fn wait_stopped(&self, name: &str, timeout: Duration) -> Result<(), StageError> {
+    pub fn wait_stopped(&self, name: &str, timeout: Duration) -> Result<(), Error> {
         let name: Slug = match find_sess(self.production, name) {
             Ok((slug, _)) => slug.clone(),
             Err(e) => name.parse().map_err(|_| e)?,
@@ -197,7 +159,7 @@ impl<'p> StageManager<'p> {
         let deadline = Instant::now() + timeout;
         while let Some(pid) = runtime.live_master() {
             if Instant::now() > deadline {
-                return Err(StageError::SessStop {
+                return Err(Error::SessStop {
                     sess: name.to_string(),
                     pid,
                     seconds: timeout.as_secs(),
@@ -208,7 +170,7 @@ impl<'p> StageManager<'p> {
         runtime.remove_leftovers()
     }
 
-    fn place(&self, name: &str, touch: bool) -> Result<Placement, StageError> {
+    fn place(&self, name: &str, touch: bool) -> Result<Placement, Error> {
         let (name, _) = find_sess(self.production, name)?;
         let desired = render_vassal(self.production, name)?;
         let path = desired.path.as_path();
@@ -249,11 +211,13 @@ impl<'p> StageManager<'p> {
     /// The Sess' state now. `emperor_running` says whether an Emperor serves the vassal dir
     /// (user mode: [`Emperor::is_running`](crate::emperor::Emperor::is_running); system mode:
     /// the system service's state).
-    pub fn state(&self, name: &str, emperor_running: bool) -> Result<SessState, StageError> {
+    pub fn state(&self, name: &str, emperor_running: bool) -> Result<SessState, Error> {
         let (name, _) = find_sess(self.production, name)?;
         let placed = self.production.vassal_file(name).as_path().exists();
         let stats = if placed && emperor_running {
-            read_stats_minimal(self.production.stats_socket(name).as_path())
+            // Any failure counts as "its stats socket does not answer".
+            stats::read_unix_blocking(self.production.stats_socket(name).as_path(), STATS_TIMEOUT)
+                .ok()
         } else {
             None
         };
@@ -274,7 +238,7 @@ impl<'p> StageManager<'p> {
         name: &str,
         emperor_running: bool,
         timeout: Duration,
-    ) -> Result<SessState, StageError> {
+    ) -> Result<SessState, Error> {
         let (slug, _) = find_sess(self.production, name)?;
         let log = self.production.log_file(slug);
         let mark = fs::metadata(log.as_path()).map_or(0, |m| m.len());
@@ -347,7 +311,7 @@ impl SessRuntime {
     }
 
     /// Removes what a master that is gone left behind. Only call when no master runs.
-    pub(crate) fn remove_leftovers(&self) -> Result<(), StageError> {
+    pub(crate) fn remove_leftovers(&self) -> Result<(), Error> {
         for path in self.files.iter().chain([&self.pid_file]) {
             match fs::remove_file(path) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
@@ -375,7 +339,7 @@ fn logged_since(path: &Path, mark: u64, needle: &str) -> bool {
     String::from_utf8_lossy(&buf).contains(needle)
 }
 
-fn mtime(path: &Path) -> Result<SystemTime, StageError> {
+fn mtime(path: &Path) -> Result<SystemTime, Error> {
     fs::metadata(path)
         .and_then(|m| m.modified())
         .map_err(io_err("stat", path))
@@ -392,7 +356,7 @@ pub fn next_mtime(previous: Option<SystemTime>) -> SystemTime {
 }
 
 /// Sets `path`'s mtime to [`next_mtime`].
-fn bump_mtime(path: &Path, previous: Option<SystemTime>) -> Result<(), StageError> {
+fn bump_mtime(path: &Path, previous: Option<SystemTime>) -> Result<(), Error> {
     let target = next_mtime(previous);
     fs::OpenOptions::new()
         .write(true)
@@ -404,27 +368,22 @@ fn bump_mtime(path: &Path, previous: Option<SystemTime>) -> Result<(), StageErro
         .map_err(io_err("set the mtime of", path))
 }
 
-/// Reads a uWSGI stats socket: connect, read to EOF, parse the workers' figures.
-///
-/// TEMPORARY: a minimal reader so the Stage Manager can report state before the uwsgi
-/// wire-protocol modules (branch `uwsgi`) land; replace with that crate's stats parser after
-/// the merge. Any failure counts as "does not answer".
-fn read_stats_minimal(path: &Path) -> Option<StatsSnapshot> {
-    let stream = UnixStream::connect(path).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    let mut buf = Vec::new();
-    stream.take(16 * 1024 * 1024).read_to_end(&mut buf).ok()?;
-    serde_json::from_slice(&buf).ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn assess_states() {
-        let w = |pid, requests, rss| WorkerStats::new(pid, requests, rss, "idle".into());
-        let stats = StatsSnapshot::from_workers(vec![w(10, 3, 100), w(11, 4, 200), w(0, 0, 0)]);
+        let w = |pid, requests, rss| WorkerStats {
+            pid,
+            requests,
+            rss,
+            ..WorkerStats::default()
+        };
+        let stats = Stats {
+            workers: vec![w(10, 3, 100), w(11, 4, 200), w(0, 0, 0)],
+            ..Stats::default()
+        };
         assert_eq!(
             SessState::assess(true, true, Some(&stats), vec![]),
             SessState::Running {
@@ -467,7 +426,7 @@ mod tests {
     #[test]
     fn stats_document_parses_leniently() {
         let doc = br#"{"version":"2.0.31","workers":[{"id":1,"pid":42,"requests":5,"rss":1024,"status":"idle","apps":[]}]}"#;
-        let s: StatsSnapshot = serde_json::from_slice(doc).unwrap();
+        let s = Stats::parse(doc).unwrap();
         assert_eq!(s.workers[0].pid, 42);
         assert_eq!(s.workers[0].rss, 1024);
     }

@@ -15,7 +15,7 @@ use std::process::{Command, Stdio};
 use backstage_core::values::Slug;
 use backstage_core::{Act, Production};
 
-use crate::stage_error::{StageError, io_err};
+use crate::error::{Error, io_err};
 
 /// What pip installs uWSGI from.
 pub const UWSGI_REQUIREMENT: &str = "uwsgi";
@@ -41,9 +41,9 @@ pub fn build_stage(
     production: &Production,
     stage: &Slug,
     progress: &mut dyn FnMut(Progress),
-) -> Result<(), StageError> {
+) -> Result<(), Error> {
     let Some(st) = production.stages.get(stage) else {
-        return Err(StageError::UnknownStage {
+        return Err(Error::UnknownStage {
             name: stage.to_string(),
             production: production.name.to_string(),
         });
@@ -117,7 +117,7 @@ pub fn build_stage(
 
 /// The exact inputs of an install: the interpreter, uWSGI's requirement, and the name and
 /// content of each requirements file. Equal stamps mean nothing to install.
-fn install_stamp(python: &Path, requirements: &[PathBuf]) -> Result<String, StageError> {
+fn install_stamp(python: &Path, requirements: &[PathBuf]) -> Result<String, Error> {
     let mut stamp = format!("python {}\n{UWSGI_REQUIREMENT}\n", python.display());
     for r in requirements {
         let text = std::fs::read_to_string(r).map_err(io_err("read", r))?;
@@ -126,9 +126,9 @@ fn install_stamp(python: &Path, requirements: &[PathBuf]) -> Result<String, Stag
     Ok(stamp)
 }
 
-fn collectstatic(name: &Slug, act: &Act, python: &Path) -> Result<Command, StageError> {
+fn collectstatic(name: &Slug, act: &Act, python: &Path) -> Result<Command, Error> {
     let Some(settings) = &act.settings else {
-        return Err(StageError::NoSettings {
+        return Err(Error::NoSettings {
             act: name.to_string(),
         });
     };
@@ -154,14 +154,14 @@ fn describe(cmd: &Command) -> String {
 
 /// Runs a command, streaming its stdout lines as progress; on failure the error carries the
 /// tail of its stderr.
-fn run(mut cmd: Command, progress: &mut dyn FnMut(Progress)) -> Result<(), StageError> {
+fn run(mut cmd: Command, progress: &mut dyn FnMut(Progress)) -> Result<(), Error> {
     let command = describe(&cmd);
     let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|source| StageError::Spawn {
+        .map_err(|source| Error::Spawn {
             program: PathBuf::from(cmd.get_program()),
             source,
         })?;
@@ -179,7 +179,7 @@ fn run(mut cmd: Command, progress: &mut dyn FnMut(Progress)) -> Result<(), Stage
             }
         }
     }
-    let status = child.wait().map_err(|source| StageError::Spawn {
+    let status = child.wait().map_err(|source| Error::Spawn {
         program: PathBuf::from(cmd.get_program()),
         source,
     })?;
@@ -189,7 +189,7 @@ fn run(mut cmd: Command, progress: &mut dyn FnMut(Progress)) -> Result<(), Stage
     }
     let text = String::from_utf8_lossy(&err);
     let lines: Vec<&str> = text.lines().collect();
-    Err(StageError::Command {
+    Err(Error::Command {
         command,
         status,
         stderr_tail: lines[lines.len().saturating_sub(STDERR_TAIL_LINES)..]

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use tokio::io::AsyncReadExt;
 
 use crate::{
-    client::{connect, io_with_timeout_pub},
+    client::{connect, io_with_timeout},
     error::Error,
     target::Target,
 };
@@ -195,11 +195,45 @@ pub async fn read(target: &Target, timeout: Duration) -> Result<Stats, Error> {
     let mut limited = conn.take(limit);
     loop {
         raw.reserve(16 * 1024);
-        let n = io_with_timeout_pub(target, timeout, limited.read_buf(&mut raw)).await?;
+        let n = io_with_timeout(target, timeout, limited.read_buf(&mut raw)).await?;
         if n == 0 {
             break;
         }
     }
+    if raw.len() > MAX_STATS_LEN {
+        return Err(Error::StatsTooLarge {
+            limit: MAX_STATS_LEN,
+        });
+    }
+    Stats::parse(&raw)
+}
+
+/// Reads a unix stats socket synchronously: connect, read to end of file, parse.
+///
+/// For callers without a runtime; the stats server writes its document on connect and closes.
+/// `timeout` bounds each read.
+pub fn read_unix_blocking(path: &std::path::Path, timeout: Duration) -> Result<Stats, Error> {
+    use std::io::Read;
+    let target = Target::Unix(path.to_owned());
+    let stream =
+        std::os::unix::net::UnixStream::connect(path).map_err(|source| Error::Connect {
+            target: target.clone(),
+            source,
+        })?;
+    let io = |source: std::io::Error| match source.kind() {
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => Error::ReadTimeout {
+            target: target.clone(),
+            timeout,
+        },
+        _ => Error::Io {
+            target: target.clone(),
+            source,
+        },
+    };
+    stream.set_read_timeout(Some(timeout)).map_err(io)?;
+    let mut raw = Vec::with_capacity(16 * 1024);
+    let limit = u64::try_from(MAX_STATS_LEN).unwrap_or(u64::MAX) + 1;
+    stream.take(limit).read_to_end(&mut raw).map_err(io)?;
     if raw.len() > MAX_STATS_LEN {
         return Err(Error::StatsTooLarge {
             limit: MAX_STATS_LEN,

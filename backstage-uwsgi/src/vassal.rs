@@ -12,13 +12,13 @@ use std::fmt::Write as _;
 use backstage_core::values::{ConfPath, Slug};
 use backstage_core::{DesiredFile, FileKind, Mode, Production, Sess, SessSocket, files};
 
-use crate::stage_error::StageError;
+use crate::error::Error;
 
 /// The placeholder that stands for `(` where uWSGI would otherwise expand `$(…)` or `@(…)`.
 const LEFT_PAREN_PLACEHOLDER: &str = "backstage-lp";
 
 /// Renders the vassal files of every Sess of the Production.
-pub fn render_vassals(production: &Production) -> Result<Vec<DesiredFile>, StageError> {
+pub fn render_vassals(production: &Production) -> Result<Vec<DesiredFile>, Error> {
     production
         .sess
         .keys()
@@ -30,11 +30,11 @@ pub fn render_vassals(production: &Production) -> Result<Vec<DesiredFile>, Stage
 pub fn find_sess<'p>(
     production: &'p Production,
     name: &str,
-) -> Result<(&'p Slug, &'p Sess), StageError> {
+) -> Result<(&'p Slug, &'p Sess), Error> {
     production
         .sess
         .get_key_value(name)
-        .ok_or_else(|| StageError::UnknownSess {
+        .ok_or_else(|| Error::UnknownSess {
             name: name.to_owned(),
             production: production.name.to_string(),
             suggestion: production
@@ -48,7 +48,7 @@ pub fn find_sess<'p>(
 }
 
 /// Renders the vassal file of one Sess.
-pub fn render_vassal(production: &Production, name: &Slug) -> Result<DesiredFile, StageError> {
+pub fn render_vassal(production: &Production, name: &Slug) -> Result<DesiredFile, Error> {
     let (name, sess) = find_sess(production, name.as_str())?;
     let act = &production.acts[&sess.act];
     let stage = &production.stages[&sess.stage];
@@ -148,22 +148,22 @@ struct IniWriter<'a> {
 }
 
 impl IniWriter<'_> {
-    fn set(&mut self, key: &str, value: &str) -> Result<(), StageError> {
+    fn set(&mut self, key: &str, value: &str) -> Result<(), Error> {
         let text = self.escape(key, value)?;
         let _ = writeln!(self.body, "{key} = {text}");
         Ok(())
     }
 
-    fn path(&mut self, key: &str, value: &ConfPath) -> Result<(), StageError> {
+    fn path(&mut self, key: &str, value: &ConfPath) -> Result<(), Error> {
         self.set(key, value.as_str())
     }
 
-    fn env(&mut self, key: &str, value: &str) -> Result<(), StageError> {
+    fn env(&mut self, key: &str, value: &str) -> Result<(), Error> {
         self.set("env", &format!("{key}={value}"))
     }
 
-    fn escape(&mut self, key: &str, value: &str) -> Result<String, StageError> {
-        let unrepresentable = |why| StageError::Unrepresentable {
+    fn escape(&mut self, key: &str, value: &str) -> Result<String, Error> {
+        let unrepresentable = |why| Error::Unrepresentable {
             sess: self.sess.to_owned(),
             key: key.to_owned(),
             why,

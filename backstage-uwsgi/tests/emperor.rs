@@ -1,49 +1,21 @@
 //! The Stage Manager against the real thing: a real uWSGI Emperor with real vassals running the
 //! real jazzclub Django project, in a temporary state dir.
 
-use std::io::{Read, Write};
+mod support;
+
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 use backstage_core::{Manifest, Production, files};
 use backstage_uwsgi::emperor::{Emperor, Started, log_tail};
 use backstage_uwsgi::stage_manager::{Placement, SessState, StageManager};
+use backstage_uwsgi::{Client, Request, Target};
+use support::copy_tree;
 
 const WAIT: Duration = Duration::from_secs(30);
-
-fn test_venv() -> PathBuf {
-    let venv = std::env::var_os("BACKSTAGE_TEST_VENV").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/test-venv"),
-        PathBuf::from,
-    );
-    assert!(
-        venv.join("bin/uwsgi").exists(),
-        "no uWSGI in `{}`: run `scripts/test-deps` (or set BACKSTAGE_TEST_VENV)",
-        venv.display()
-    );
-    venv
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let name = entry.file_name();
-        if name == "__pycache__" || name == "staticfiles" {
-            continue;
-        }
-        let (src, dst) = (entry.path(), to.join(&name));
-        if entry.file_type().unwrap().is_dir() {
-            copy_tree(&src, &dst);
-        } else {
-            std::fs::copy(&src, &dst).unwrap();
-        }
-    }
-}
 
 /// The literal value the probe app must see in its environment.
 fn probe_value(dir: &Path) -> String {
@@ -53,7 +25,8 @@ fn probe_value(dir: &Path) -> String {
 /// A Production in a short temp dir (unix socket paths stay under 107 bytes): the jazzclub
 /// Act, an Act whose settings raise, and a probe app that prints one environment variable.
 fn setup() -> (tempfile::TempDir, Production) {
-    let venv = test_venv();
+    support::uwsgi_bin(); // Fails with a hint when the test venv is missing.
+    let venv = support::venv();
     let dir = tempfile::Builder::new()
         .prefix("bs")
         .tempdir_in("/tmp")
@@ -141,47 +114,17 @@ impl Drop for Guard {
     }
 }
 
-/// One request over the uwsgi protocol (test scaffolding; the real client lives in the
-/// wire-protocol modules): returns the HTTP status and the body.
-fn request(socket: &Path, path: &str) -> std::io::Result<(u16, String)> {
-    let vars = [
-        ("REQUEST_METHOD", "GET"),
-        ("PATH_INFO", path),
-        ("REQUEST_URI", path),
-        ("QUERY_STRING", ""),
-        ("SERVER_NAME", "localhost"),
-        ("SERVER_PORT", "80"),
-        ("HTTP_HOST", "localhost"),
-        ("SERVER_PROTOCOL", "HTTP/1.1"),
-        ("wsgi.url_scheme", "http"),
-    ];
-    let mut body = Vec::new();
-    for (k, v) in vars {
-        for s in [k, v] {
-            body.extend_from_slice(&u16::try_from(s.len()).unwrap().to_le_bytes());
-            body.extend_from_slice(s.as_bytes());
-        }
-    }
-    let mut packet = vec![0u8];
-    packet.extend_from_slice(&u16::try_from(body.len()).unwrap().to_le_bytes());
-    packet.push(0);
-    packet.extend_from_slice(&body);
-    let mut stream = UnixStream::connect(socket)?;
-    stream.set_read_timeout(Some(WAIT))?;
-    stream.write_all(&packet)?;
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response)?;
-    let text = String::from_utf8_lossy(&response).into_owned();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| std::io::Error::other(format!("not an HTTP response: {text:?}")))?;
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    Ok((status, body))
+/// One GET over the uwsgi protocol with the crate's [`Client`]: the HTTP status and the body.
+fn request(socket: &Path, path: &str) -> Result<(u16, String), backstage_uwsgi::Error> {
+    static RUNTIME: LazyLock<tokio::runtime::Runtime> =
+        LazyLock::new(|| tokio::runtime::Runtime::new().unwrap());
+    RUNTIME.block_on(async {
+        let client = Client::new(Target::Unix(socket.to_owned())).read_timeout(WAIT);
+        let response = client.send(Request::get(path)).await?;
+        let status = response.status();
+        let body = response.bytes().await?;
+        Ok((status, String::from_utf8_lossy(&body).into_owned()))
+    })
 }
 
 fn running_pids(state: &SessState) -> Vec<u32> {

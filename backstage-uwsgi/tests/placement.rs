@@ -4,7 +4,7 @@ use std::time::UNIX_EPOCH;
 
 use backstage_core::files::FileError;
 use backstage_core::{Manifest, Production};
-use backstage_uwsgi::stage_error::StageError;
+use backstage_uwsgi::Error;
 use backstage_uwsgi::stage_manager::{Placement, StageManager};
 
 fn production(dir: &std::path::Path) -> Production {
@@ -94,7 +94,7 @@ fn start_reload_stop_move_only_our_file() {
         sm.stop("club-a").map(|_| ()),
     ] {
         assert!(
-            matches!(result, Err(StageError::File(FileError::NotOurs { .. }))),
+            matches!(result, Err(Error::File(FileError::NotOurs { .. }))),
             "{result:?}"
         );
     }

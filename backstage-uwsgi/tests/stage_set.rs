@@ -1,27 +1,13 @@
 //! The Stage Set for real: a fresh virtualenv, pip, collectstatic.
 
-use std::path::{Path, PathBuf};
+mod support;
+
+use std::path::PathBuf;
 
 use backstage_core::Manifest;
-use backstage_uwsgi::stage_error::StageError;
+use backstage_uwsgi::Error;
 use backstage_uwsgi::stage_set::{Progress, build_stage};
-
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let name = entry.file_name();
-        if name == "__pycache__" || name == "staticfiles" {
-            continue;
-        }
-        let (src, dst) = (entry.path(), to.join(&name));
-        if entry.file_type().unwrap().is_dir() {
-            copy_tree(&src, &dst);
-        } else {
-            std::fs::copy(&src, &dst).unwrap();
-        }
-    }
-}
+use support::copy_tree;
 
 /// One slow test on purpose: it creates a virtualenv and installs uWSGI and Django into it
 /// (pip reuses its wheel cache, so uWSGI is not compiled again after `scripts/test-deps`).
@@ -104,7 +90,7 @@ stage = "local"
     )
     .unwrap();
     match build_stage(&production, &stage, &mut |_| {}) {
-        Err(StageError::Command { stderr_tail, .. }) => assert!(
+        Err(Error::Command { stderr_tail, .. }) => assert!(
             stderr_tail
                 .iter()
                 .any(|l| l.contains("backstage-test-no-such-package")),

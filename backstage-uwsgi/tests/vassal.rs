@@ -1,5 +1,7 @@
 //! Vassal rendering: snapshots, and real uWSGI reading the files back.
 
+mod support;
+
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -63,7 +65,7 @@ fn user_mode_vassals() {
     for f in &files {
         let file = dir.path().join(f.path.file_name().unwrap());
         std::fs::write(&file, &f.content).unwrap();
-        assert_eq!(uwsgi_get(&test_uwsgi(), &file, "master"), "true");
+        assert_eq!(uwsgi_get(&support::uwsgi_bin(), &file, "master"), "true");
     }
     assert_eq!(
         files[0].path,
@@ -103,27 +105,15 @@ gid = "www-data"
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("club-a.ini");
     std::fs::write(&file, &f.content).unwrap();
-    assert_eq!(uwsgi_get(&test_uwsgi(), &file, "uid"), "www-data");
-    assert_eq!(uwsgi_get(&test_uwsgi(), &file, "chmod-socket"), "660");
-}
-
-/// The test virtualenv with real uWSGI; fails (never skips) when it is missing.
-fn test_uwsgi() -> PathBuf {
-    let venv = std::env::var_os("BACKSTAGE_TEST_VENV").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/test-venv"),
-        PathBuf::from,
+    assert_eq!(uwsgi_get(&support::uwsgi_bin(), &file, "uid"), "www-data");
+    assert_eq!(
+        uwsgi_get(&support::uwsgi_bin(), &file, "chmod-socket"),
+        "660"
     );
-    let uwsgi = venv.join("bin/uwsgi");
-    assert!(
-        uwsgi.exists(),
-        "no uWSGI at `{}`: run `scripts/test-deps` (or set BACKSTAGE_TEST_VENV)",
-        uwsgi.display()
-    );
-    uwsgi
 }
 
 /// What real `uwsgi --strict --ini FILE --get KEY` reads for `key`.
-fn uwsgi_get(uwsgi: &PathBuf, file: &std::path::Path, key: &str) -> String {
+fn uwsgi_get(uwsgi: &std::path::Path, file: &std::path::Path, key: &str) -> String {
     let out = Command::new(uwsgi)
         .arg("--strict")
         .arg("--ini")
@@ -146,7 +136,7 @@ fn uwsgi_get(uwsgi: &PathBuf, file: &std::path::Path, key: &str) -> String {
 
 #[test]
 fn real_uwsgi_reads_back_literal_values() {
-    let uwsgi = test_uwsgi();
+    let uwsgi = support::uwsgi_bin();
     let dir = tempfile::tempdir().unwrap();
     let secret = dir.path().join("secret.txt");
     std::fs::write(&secret, "SECRET").unwrap();

@@ -51,6 +51,24 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// Copies a directory tree, leaving out `__pycache__` and `staticfiles`.
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name();
+        if name == "__pycache__" || name == "staticfiles" {
+            continue;
+        }
+        let (src, dst) = (entry.path(), to.join(&name));
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&src, &dst);
+        } else {
+            std::fs::copy(&src, &dst).unwrap();
+        }
+    }
+}
+
 /// A blocking uwsgi ping (modifier1 100); true on a pong.
 fn ping(socket: &Path) -> bool {
     use std::io::{Read, Write};
