@@ -319,22 +319,26 @@ impl Production {
             .map_err(|e| errors::manager_error(py, e, false))
     }
 
-    /// Makes the live files match the manifest: new Sess must answer before nginx switches,
-    /// and a failure rolls every change back (`ApplyError`).
-    fn apply(&self, py: Python<'_>) -> PyResult<manage::ApplyReport> {
+    /// Makes the live files match the manifest: new Sess must answer within `health_timeout`
+    /// seconds before nginx switches, and a failure rolls every change back (`ApplyError`).
+    #[pyo3(signature = (*, health_timeout = 30.0))]
+    fn apply(&self, py: Python<'_>, health_timeout: f64) -> PyResult<manage::ApplyReport> {
         let production = self.valid(py)?;
+        let options = apply_options(health_timeout)?;
         let report = py
-            .detach(|| manager::apply(production, &ApplyOptions::default(), &mut |_| ()))
+            .detach(|| manager::apply(production, &options, &mut |_| ()))
             .map_err(|e| errors::manager_error(py, e, true))?;
         Ok(manage::ApplyReport::from(&report))
     }
 
     /// User mode: builds the Stages, starts the Emperor, applies, starts nginx and waits until
     /// every Gig answers. Idempotent.
-    fn up(&self, py: Python<'_>) -> PyResult<manage::ApplyReport> {
+    #[pyo3(signature = (*, health_timeout = 30.0))]
+    fn up(&self, py: Python<'_>, health_timeout: f64) -> PyResult<manage::ApplyReport> {
         let production = self.valid(py)?;
+        let options = apply_options(health_timeout)?;
         let report = py
-            .detach(|| manager::up(production, &ApplyOptions::default(), &mut |_| ()))
+            .detach(|| manager::up(production, &options, &mut |_| ()))
             .map_err(|e| errors::manager_error(py, e, true))?;
         Ok(manage::ApplyReport::from(&report.apply))
     }
@@ -370,6 +374,15 @@ impl Production {
             ),
         }
     }
+}
+
+/// `apply`'s options, with a health timeout in seconds.
+fn apply_options(health_timeout: f64) -> PyResult<ApplyOptions> {
+    let health_timeout = manage::seconds("health_timeout", health_timeout)?;
+    Ok(ApplyOptions {
+        health_timeout,
+        ..ApplyOptions::default()
+    })
 }
 
 /// Runs the `backstage` command line on `argv` (program name first) and returns its exit code:

@@ -251,14 +251,7 @@ pub fn request(
     let target: Target = target
         .parse()
         .map_err(|e: backstage_uwsgi::Error| PyValueError::new_err(e.to_string()))?;
-    let timeout = Duration::try_from_secs_f64(timeout)
-        .ok()
-        .filter(|t| !t.is_zero())
-        .ok_or_else(|| {
-            PyValueError::new_err(format!(
-                "timeout `{timeout}` is not a positive number of seconds"
-            ))
-        })?;
+    let timeout = seconds("timeout", timeout)?;
     let mut req = Request::new(method.to_owned(), path);
     if let Some(headers) = headers {
         let items = if headers.is_instance_of::<PyDict>() {
@@ -297,4 +290,16 @@ pub fn request(
         })
     })
     .map_err(|e| errors::protocol_error(py, &e))
+}
+
+/// A positive number of seconds, or `ValueError` naming the argument.
+pub(crate) fn seconds(name: &str, value: f64) -> PyResult<Duration> {
+    Duration::try_from_secs_f64(value)
+        .ok()
+        .filter(|t| !t.is_zero())
+        .ok_or_else(|| {
+            PyValueError::new_err(format!(
+                "{name} `{value}` is not a positive number of seconds"
+            ))
+        })
 }

@@ -148,6 +148,11 @@ def test_request_rejects_a_bad_target_and_timeout() -> None:
         backstage.request("127.0.0.1:1", "/", timeout=-1.0)
 
 
+def test_apply_rejects_a_bad_health_timeout(example_copy: Path) -> None:
+    with pytest.raises(ValueError, match="health_timeout"):
+        Production.load(example_copy).apply(health_timeout=0.0)
+
+
 def test_apply_error_carries_sess_and_log_tail() -> None:
     error = ApplyError("Sess `club-a` did not become healthy", "club-a", ["line 1", "line 2"])
     assert (error.sess, error.log_tail, str(error)) == (
@@ -189,6 +194,7 @@ def test_the_example_production_goes_up_and_down(example_copy: Path) -> None:
         who = backstage.request(str(sockets[0]), "/whoami", headers={"Host": "jazz.localhost"})
         assert who.status == 200, who.body
         assert b'"club-late"' in who.body
+
     finally:
         production.down()
     assert {s.state for s in production.status().sess} == {"stopped"}
