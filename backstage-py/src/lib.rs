@@ -13,6 +13,8 @@
 //! print(production.name, production.gigs)
 //! for problem in backstage.Production.from_toml("[production]\nname = 'X'\n").problems():
 //!     print(problem)              # 2:8: production.name: invalid name ...
+//! for change in production.plan():   # the Production Manager: plan, render, apply, up, down,
+//!     print(change.action, change.file)  # status; backstage.request() speaks uwsgi
 //! ```
 #![deny(missing_docs)]
 
