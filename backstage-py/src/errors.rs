@@ -5,7 +5,12 @@
 //! `ProtocolError`, `ApplyError`. I/O failures keep Python's own `OSError` subclasses
 //! (`FileNotFoundError`, `PermissionError`, …) with `errno` and `filename` set.
 
-use std::path::Path;
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+
+use backstage::manager::ManagerError;
+use backstage_core::files::FileError;
+use backstage_uwsgi::stage_error::StageError;
 
 use backstage_core::Error;
 use pyo3::exceptions::PyOSError;
@@ -20,6 +25,8 @@ const ERRORS_MODULE: &str = "backstage._errors";
 
 static BACKSTAGE_ERROR: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static VALIDATION_ERROR: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+static PROTOCOL_ERROR: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+static APPLY_ERROR: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 
 /// The Python exception for a core error.
 pub(crate) fn to_py(py: Python<'_>, error: Error) -> PyErr {
@@ -37,6 +44,66 @@ pub(crate) fn to_py(py: Python<'_>, error: Error) -> PyErr {
             ref problems,
         } => validation_error(py, path, problems),
         other => backstage_error(py, &chain(&other)),
+    }
+}
+
+/// The Python exception for a Production Manager error. I/O that is plainly not found or not
+/// permitted keeps its `OSError` subclass; a Sess that did not become healthy is an
+/// `ApplyError` carrying `sess` and `log_tail`; anything else is an `ApplyError` when it
+/// happened while putting the Production in place (`applying`), else a `BackstageError`.
+pub(crate) fn manager_error(py: Python<'_>, error: ManagerError, applying: bool) -> PyErr {
+    if let Some((errno, path)) = plain_io(&error) {
+        return os_error_with(errno, &chain(&error), &path);
+    }
+    let message = chain(&error);
+    match error {
+        ManagerError::Unhealthy { sess, log_tail, .. } => {
+            apply_error(py, message, Some(sess), log_tail)
+        }
+        // nginx refusing the candidate configuration is a failed apply whatever asked for it;
+        // the message names the Venue or Gig.
+        ManagerError::Nginx(backstage_nginx::Error::Rejected { .. }) => {
+            apply_error(py, message, None, Vec::new())
+        }
+        _ if applying => apply_error(py, message, None, Vec::new()),
+        _ => backstage_error(py, &message),
+    }
+}
+
+/// The errno and path of an I/O error that is not found or not permitted.
+fn plain_io(error: &ManagerError) -> Option<(i32, PathBuf)> {
+    let (ManagerError::Io { path, source, .. }
+    | ManagerError::File(FileError::Io { path, source, .. })
+    | ManagerError::Stage(StageError::Io { path, source, .. })) = error
+    else {
+        return None;
+    };
+    matches!(
+        source.kind(),
+        ErrorKind::NotFound | ErrorKind::PermissionDenied
+    )
+    .then_some(())
+    .and(source.raw_os_error())
+    .map(|errno| (errno, path.clone()))
+}
+
+fn apply_error(
+    py: Python<'_>,
+    message: String,
+    sess: Option<String>,
+    log_tail: Vec<String>,
+) -> PyErr {
+    match APPLY_ERROR.import(py, ERRORS_MODULE, "ApplyError") {
+        Ok(class) => PyErr::from_type(class.clone(), (message, sess, log_tail)),
+        Err(e) => e,
+    }
+}
+
+/// `ProtocolError` for a uwsgi client failure (connection, timeout, malformed response).
+pub(crate) fn protocol_error(py: Python<'_>, error: &backstage_uwsgi::Error) -> PyErr {
+    match PROTOCOL_ERROR.import(py, ERRORS_MODULE, "ProtocolError") {
+        Ok(class) => PyErr::from_type(class.clone(), chain(error)),
+        Err(e) => e,
     }
 }
 

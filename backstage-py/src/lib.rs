@@ -13,15 +13,19 @@
 //! print(production.name, production.gigs)
 //! for problem in backstage.Production.from_toml("[production]\nname = 'X'\n").problems():
 //!     print(problem)              # 2:8: production.name: invalid name ...
+//! for change in production.plan():   # the Production Manager: plan, render, apply, up, down,
+//!     print(change.action, change.file)  # status; backstage.request() speaks uwsgi
 //! ```
 #![deny(missing_docs)]
 
 mod errors;
+mod manage;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use backstage::manager::{self, ApplyOptions};
 use backstage_core::{Manifest, Mode};
 use pyo3::prelude::*;
 
@@ -300,6 +304,63 @@ impl Production {
         self.names(py, |p| &p.gigs)
     }
 
+    /// The changes `apply()` would make, in apply order; writes nothing.
+    fn plan(&self, py: Python<'_>) -> PyResult<Vec<manage::Change>> {
+        let production = self.valid(py)?;
+        let plan = py
+            .detach(|| manager::plan(production))
+            .map_err(|e| errors::manager_error(py, e, false))?;
+        Ok(plan.changes.iter().map(manage::Change::from).collect())
+    }
+
+    /// Writes every file the Production implies under `out_dir` (mirroring the live paths),
+    /// never touching the live ones; returns the paths written.
+    fn render(&self, py: Python<'_>, out_dir: PathBuf) -> PyResult<Vec<PathBuf>> {
+        let production = self.valid(py)?;
+        py.detach(move || manager::render_into(production, &out_dir))
+            .map_err(|e| errors::manager_error(py, e, false))
+    }
+
+    /// Makes the live files match the manifest: new Sess must answer within `health_timeout`
+    /// seconds before nginx switches, and a failure rolls every change back (`ApplyError`).
+    #[pyo3(signature = (*, health_timeout = 30.0))]
+    fn apply(&self, py: Python<'_>, health_timeout: f64) -> PyResult<manage::ApplyReport> {
+        let production = self.valid(py)?;
+        let options = apply_options(health_timeout)?;
+        let report = py
+            .detach(|| manager::apply(production, &options, &mut |_| ()))
+            .map_err(|e| errors::manager_error(py, e, true))?;
+        Ok(manage::ApplyReport::from(&report))
+    }
+
+    /// User mode: builds the Stages, starts the Emperor, applies, starts nginx and waits until
+    /// every Gig answers. Idempotent.
+    #[pyo3(signature = (*, health_timeout = 30.0))]
+    fn up(&self, py: Python<'_>, health_timeout: f64) -> PyResult<manage::ApplyReport> {
+        let production = self.valid(py)?;
+        let options = apply_options(health_timeout)?;
+        let report = py
+            .detach(|| manager::up(production, &options, &mut |_| ()))
+            .map_err(|e| errors::manager_error(py, e, true))?;
+        Ok(manage::ApplyReport::from(&report.apply))
+    }
+
+    /// User mode: stops nginx and the Emperor (and with it every Sess).
+    fn down(&self, py: Python<'_>) -> PyResult<()> {
+        let production = self.valid(py)?;
+        py.detach(|| manager::down(production, &mut |_| ()))
+            .map_err(|e| errors::manager_error(py, e, true))
+    }
+
+    /// Every Sess (from its stats socket) and every Gig (asked through nginx), now.
+    fn status(&self, py: Python<'_>) -> PyResult<manage::Status> {
+        let production = self.valid(py)?;
+        let status = py
+            .detach(|| manager::status(production))
+            .map_err(|e| errors::manager_error(py, e, false))?;
+        Ok(manage::Status::from(status))
+    }
+
     fn __repr__(&self) -> String {
         match &self.parsed {
             Ok(p) => format!(
@@ -315,6 +376,15 @@ impl Production {
             ),
         }
     }
+}
+
+/// `apply`'s options, with a health timeout in seconds.
+fn apply_options(health_timeout: f64) -> PyResult<ApplyOptions> {
+    let health_timeout = manage::seconds("health_timeout", health_timeout)?;
+    Ok(ApplyOptions {
+        health_timeout,
+        ..ApplyOptions::default()
+    })
 }
 
 /// Runs the `backstage` command line on `argv` (program name first) and returns its exit code:
@@ -338,6 +408,13 @@ fn _backstage(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<Problem>()?;
     m.add_class::<Production>()?;
+    m.add_class::<manage::Change>()?;
+    m.add_class::<manage::ApplyReport>()?;
+    m.add_class::<manage::Status>()?;
+    m.add_class::<manage::SessStatus>()?;
+    m.add_class::<manage::GigStatus>()?;
+    m.add_class::<manage::Response>()?;
     m.add_function(wrap_pyfunction!(run_cli, m)?)?;
+    m.add_function(wrap_pyfunction!(manage::request, m)?)?;
     Ok(())
 }

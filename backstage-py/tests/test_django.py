@@ -252,7 +252,7 @@ def test_manage_py_help_lists_the_verbs(jazzclub_copy: Path) -> None:
     done = manage(jazzclub_copy, "backstage", "--help")
     assert done.returncode == 0, done.stderr
     verbs = re.findall(r"^    (\w+) +\w", done.stdout, re.MULTILINE)
-    assert verbs == ["check", "init"]
+    assert verbs == ["check", "init", "plan", "apply", "up", "down", "status", "render"]
 
 
 def test_manage_py_usage_error_exits_2(jazzclub_copy: Path) -> None:
@@ -283,3 +283,36 @@ def test_manage_py_init_then_check(jazzclub_copy: Path) -> None:
     done = manage(jazzclub_copy, "backstage", "init")
     assert done.returncode == 1
     assert "already exists; pass --force" in done.stderr
+
+
+# --- the Production Manager verbs ------------------------------------------------------------
+
+
+def test_plan_json_lists_the_changes(example_copy: Path) -> None:
+    out, _ = run("plan", "-f", str(example_copy), "--json")
+    changes = json.loads(out)["changes"]
+    assert {c["action"] for c in changes} == {"create"}
+    assert {"vassal", "site", "nginx_conf"} <= {c["kind"] for c in changes}
+    assert [c["name"] for c in changes if c["kind"] == "vassal"] == [
+        "club-a",
+        "club-b",
+        "club-late",
+    ]
+
+
+def test_render_writes_into_out(example_copy: Path, short_tmp: Path) -> None:
+    out_dir = short_tmp / "rendered"
+    out, _ = run("render", "-f", str(example_copy), "--out", str(out_dir))
+    written = [Path(line) for line in out.splitlines()]
+    assert written
+    for path in written:
+        assert path.is_relative_to(out_dir)
+        assert path.read_text(encoding="utf-8").startswith("# backstage: managed by Backstage")
+
+
+def test_manager_verbs_fail_with_command_error(short_tmp: Path) -> None:
+    bad = short_tmp / "backstage.toml"
+    bad.write_text("[production]\nname = 'Jazz Club'\n", encoding="utf-8")
+    for verb in ("plan", "status", "apply"):
+        with pytest.raises(CommandError, match="invalid"):
+            run(verb, "-f", str(bad))

@@ -2,9 +2,21 @@
 
 import os
 from pathlib import Path
-from typing import Literal, Optional, Sequence, Union, final
+from typing import Iterable, Literal, Mapping, Optional, Sequence, Union, final
 
-__all__ = ["__version__", "Problem", "Production", "run_cli"]
+__all__ = [
+    "__version__",
+    "ApplyReport",
+    "Change",
+    "GigStatus",
+    "Problem",
+    "Production",
+    "Response",
+    "SessStatus",
+    "Status",
+    "request",
+    "run_cli",
+]
 
 __version__: str
 
@@ -29,6 +41,88 @@ class Problem:
     ) -> Problem: ...
     def __eq__(self, other: object, /) -> bool: ...
     def __hash__(self) -> int: ...
+
+@final
+class Change:
+    """One change `apply` makes (or made): create, update or delete a managed file."""
+
+    @property
+    def action(self) -> Literal["create", "update", "delete"]: ...
+    @property
+    def kind(self) -> Literal["vassal", "site", "nginx_conf", "page"]: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def file(self) -> Path: ...
+    @property
+    def reason(self) -> str: ...
+    def __eq__(self, other: object, /) -> bool: ...
+    __hash__: None  # type: ignore[assignment]
+
+@final
+class ApplyReport:
+    """What `apply` (or `up`) did."""
+
+    @property
+    def changes(self) -> list[Change]: ...
+    @property
+    def recovered(self) -> list[Path]: ...
+    @property
+    def nginx_reloaded(self) -> bool: ...
+    @property
+    def checked_sess(self) -> list[str]: ...
+
+@final
+class SessStatus:
+    """One Sess, as its uWSGI stats socket tells."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def workers(self) -> int: ...
+    @property
+    def requests(self) -> int: ...
+    @property
+    def rss_bytes(self) -> int: ...
+    @property
+    def reason(self) -> Optional[str]: ...
+    @property
+    def log_tail(self) -> list[str]: ...
+
+@final
+class GigStatus:
+    """One Gig, asked through nginx."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def url(self) -> str: ...
+    @property
+    def http_status(self) -> Optional[int]: ...
+    @property
+    def error(self) -> Optional[str]: ...
+
+@final
+class Status:
+    """Every Sess and every Gig of a Production, as they are now."""
+
+    @property
+    def sess(self) -> list[SessStatus]: ...
+    @property
+    def gigs(self) -> list[GigStatus]: ...
+
+@final
+class Response:
+    """An HTTP response that came back over uwsgi."""
+
+    @property
+    def status(self) -> int: ...
+    @property
+    def headers(self) -> list[tuple[str, str]]: ...
+    @property
+    def body(self) -> bytes: ...
 
 @final
 class Production:
@@ -72,5 +166,19 @@ class Production:
     def venues(self) -> list[str]: ...
     @property
     def gigs(self) -> list[str]: ...
+    def plan(self) -> list[Change]: ...
+    def render(self, out_dir: _StrPath) -> list[Path]: ...
+    def apply(self, *, health_timeout: float = 30.0) -> ApplyReport: ...
+    def up(self, *, health_timeout: float = 30.0) -> ApplyReport: ...
+    def down(self) -> None: ...
+    def status(self) -> Status: ...
 
+def request(
+    target: str,
+    path: str,
+    method: str = "GET",
+    headers: Union[Mapping[str, str], Iterable[tuple[str, str]], None] = None,
+    body: Optional[bytes] = None,
+    timeout: float = 30.0,
+) -> Response: ...
 def run_cli(argv: Sequence[str]) -> int: ...

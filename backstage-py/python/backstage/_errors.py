@@ -6,7 +6,7 @@ I/O failures are not wrapped: they keep Python's own `OSError` subclasses
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING, Iterable, Optional
 
 if TYPE_CHECKING:
     from backstage._backstage import Problem
@@ -34,9 +34,25 @@ class ValidationError(BackstageError, ValueError):
 
 
 class ProtocolError(BackstageError):
-    """A peer spoke the uwsgi protocol wrongly, or not at all (for the uwsgi client to come)."""
+    """A uwsgi peer spoke the protocol wrongly, or not at all (refused, timed out, closed)."""
 
 
 class ApplyError(BackstageError):
-    """Putting the Production in place failed; live files were left as they were (for `apply`
-    to come)."""
+    """Putting the Production in place failed; live files were rolled back to what they were.
+
+    `sess` names the Sess that did not become healthy, and `log_tail` holds the last lines of
+    its log, when the failure was that; otherwise `sess` is None and `log_tail` empty.
+    """
+
+    sess: Optional[str]
+    log_tail: list[str]
+
+    def __init__(
+        self, message: str, sess: Optional[str] = None, log_tail: Iterable[str] = ()
+    ) -> None:
+        super().__init__(message)
+        self.sess = sess
+        self.log_tail = list(log_tail)
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "apply failed"

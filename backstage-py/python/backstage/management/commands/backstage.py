@@ -1,7 +1,8 @@
 """`python manage.py backstage VERB`: Backstage from Django's `manage.py`.
 
-Verbs: `check` (validate the manifest, report every problem) and `init` (write a first
-`backstage.toml` derived from the running settings). Without `-f`, the manifest is
+Verbs: `check` (validate the manifest, report every problem), `init` (write a first
+`backstage.toml` derived from the running settings), `plan`, `apply`, `up`, `down`, `status`
+and `render --out DIR` (the Production Manager, as `backstage` on the command line). Without `-f`, the manifest is
 `backstage.toml` beside `manage.py` or in its nearest parent directory.
 """
 
@@ -17,14 +18,15 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from backstage import BackstageError, Production
+from backstage import ApplyReport, BackstageError, Change, Production, Status
 from backstage._derive import manifest_from_settings
 
 
 class Command(BaseCommand):
     help = (
         "Backstage: put this Django project live on uWSGI and nginx. "
-        "`init` writes a first backstage.toml from these settings; `check` validates it."
+        "`init` writes a first backstage.toml from these settings; `check` validates it; "
+        "`plan`, `apply`, `up`, `down`, `status` and `render` manage it."
     )
     # Backstage reads its own manifest; Django's system checks have no say in it.
     requires_system_checks: list[str] = []
@@ -65,14 +67,84 @@ class Command(BaseCommand):
             "--force", action="store_true", help="replace an existing file"
         )
 
+        for verb, help_text, description, has_json in _MANAGER_VERBS:
+            sub = verbs.add_parser(verb, help=help_text, description=description)
+            sub.add_argument(
+                "-f",
+                "--file",
+                metavar="FILE",
+                help="the manifest [default: backstage.toml beside manage.py or in a parent]",
+            )
+            if has_json:
+                sub.add_argument(
+                    "--json", action="store_true", help="print one JSON document"
+                )
+            if verb == "render":
+                sub.add_argument(
+                    "--out",
+                    metavar="DIR",
+                    required=True,
+                    help="the directory to write into (mirrors the live paths)",
+                )
+
     def handle(self, *args: Any, **options: Any) -> None:
         verb = options["verb"]
         if verb == "check":
             self.check_manifest(options["file"], as_json=options["json"])
         elif verb == "init":
             self.init_manifest(options["file"], force=options["force"])
+        elif verb in {v[0] for v in _MANAGER_VERBS}:
+            try:
+                self.manage(verb, _read(options["file"]), options)
+            except (BackstageError, OSError) as e:
+                raise CommandError(str(e)) from e
         else:  # argparse only lets the verbs above through
             raise CommandError(f"unknown verb `{verb}`")
+
+    def manage(self, verb: str, production: Production, options: dict[str, Any]) -> None:
+        production.check()
+        as_json = bool(options.get("json"))
+        if verb == "plan":
+            changes = production.plan()
+            if as_json:
+                self.stdout.write(json.dumps({"changes": [_change(c) for c in changes]}))
+            elif not changes:
+                self.stdout.write("nothing to change")
+            else:
+                for c in changes:
+                    self.stdout.write(f"{c.action} {c.kind} {c.name} {c.file} ({c.reason})")
+        elif verb in ("apply", "up"):
+            report = production.apply() if verb == "apply" else production.up()
+            if as_json:
+                self.stdout.write(json.dumps(_report(report)))
+            else:
+                for c in report.changes:
+                    self.stdout.write(f"{c.action} {c.kind} {c.name} {c.file}")
+                self.stdout.write(
+                    self.style.SUCCESS(
+                        f"{verb}: {len(report.changes)} change(s), nginx "
+                        f"{'reloaded' if report.nginx_reloaded else 'not reloaded'}"
+                    )
+                )
+        elif verb == "down":
+            production.down()
+            self.stdout.write(self.style.SUCCESS(f"production `{production.name}` is down"))
+        elif verb == "status":
+            status = production.status()
+            if as_json:
+                self.stdout.write(json.dumps(_status(status)))
+            else:
+                for s in status.sess:
+                    self.stdout.write(
+                        f"sess {s.name}: {s.state}, {s.workers} worker(s), "
+                        f"{s.requests} request(s)" + (f" ({s.reason})" if s.reason else "")
+                    )
+                for g in status.gigs:
+                    answer = g.http_status if g.http_status is not None else g.error
+                    self.stdout.write(f"gig {g.name}: {g.url} {answer}")
+        elif verb == "render":
+            for path in production.render(options["out"]):
+                self.stdout.write(str(path))
 
     def check_manifest(self, file: str | None, *, as_json: bool) -> None:
         try:
@@ -133,6 +205,87 @@ class Command(BaseCommand):
             self.style.SUCCESS(f"wrote {target}")
             + "\nedit it, then run `python manage.py backstage check`"
         )
+
+
+_MANAGER_VERBS = [
+    (
+        "plan",
+        "show what apply would change; writes nothing",
+        "List every file apply would create, update or delete, and why.",
+        True,
+    ),
+    (
+        "apply",
+        "make the live files match the manifest",
+        "Write vassals and nginx files; new Sess must answer before nginx switches, and a "
+        "failure rolls every change back.",
+        True,
+    ),
+    (
+        "up",
+        "user mode: build the Stages, start uWSGI and nginx, apply",
+        "Bring the whole Production live and wait until every Gig answers.",
+        False,
+    ),
+    (
+        "down",
+        "user mode: stop nginx and the uWSGI Emperor",
+        "Stop this Production's nginx and Emperor, and with it every Sess.",
+        False,
+    ),
+    (
+        "status",
+        "every Sess and every Gig, as they are now",
+        "Ask every Sess' stats socket and every Gig through nginx.",
+        True,
+    ),
+    (
+        "render",
+        "write the files apply would write into a directory, for review",
+        "Render every vassal and nginx file under --out DIR; live files are not touched.",
+        False,
+    ),
+]
+
+
+def _change(c: Change) -> dict[str, str]:
+    return {
+        "action": c.action,
+        "kind": c.kind,
+        "name": c.name,
+        "file": str(c.file),
+        "reason": c.reason,
+    }
+
+
+def _report(r: ApplyReport) -> dict[str, Any]:
+    return {
+        "changes": [_change(c) for c in r.changes],
+        "recovered": [str(p) for p in r.recovered],
+        "nginx_reloaded": r.nginx_reloaded,
+        "checked_sess": r.checked_sess,
+    }
+
+
+def _status(s: Status) -> dict[str, Any]:
+    return {
+        "sess": [
+            {
+                "name": x.name,
+                "state": x.state,
+                "workers": x.workers,
+                "requests": x.requests,
+                "rss_bytes": x.rss_bytes,
+                "reason": x.reason,
+                "log_tail": x.log_tail,
+            }
+            for x in s.sess
+        ],
+        "gigs": [
+            {"name": g.name, "url": g.url, "http_status": g.http_status, "error": g.error}
+            for g in s.gigs
+        ],
+    }
 
 
 def _read(file: str | None) -> Production:
