@@ -305,20 +305,35 @@ fn apply_phases(
 ) -> Result<(), ManagerError> {
     // Phase 1: new and changed Sess, each answering before anything points at it.
     let mut started = Vec::new();
+    let emperor = emperor_running(production);
+    let manager = StageManager::new(production);
     for c in plan
         .changes
         .iter()
         .filter(|c| c.kind == FileKind::Vassal && c.action != Action::Delete)
     {
+        // A changed Sess keeps answering with its old workers until the Emperor has reloaded
+        // it: remember them, so the health check waits for the new ones.
+        let old_workers = match (emperor, c.action) {
+            (true, Action::Update) => match manager.state(&c.name, true) {
+                Ok(SessState::Running { pids, .. }) => pids,
+                _ => Vec::new(),
+            },
+            _ => Vec::new(),
+        };
         let previous = fs::metadata(&c.file).and_then(|m| m.modified()).ok();
         let content = content_of(desired, &c.file);
         progress(Event::Step(format!("{} Sess `{}`", verb(c.action), c.name)));
         journal.write_at(&c.file, content, Some(next_mtime(previous)))?;
-        started.push(c.name.clone());
+        started.push((c.name.clone(), old_workers));
     }
     if !started.is_empty() {
-        if emperor_running(production) {
-            for name in &started {
+        if emperor {
+            for (name, old_workers) in &started {
+                if !old_workers.is_empty() {
+                    progress(Event::Step(format!("waiting for Sess `{name}` to reload")));
+                    wait_reloaded(production, name, old_workers, options.health_timeout)?;
+                }
                 progress(Event::Step(format!("waiting for Sess `{name}` to answer")));
                 health_check(production, name, options.health_timeout)?;
                 report.checked_sess.push(name.clone());
@@ -406,6 +421,41 @@ fn target_of(production: &Production, sess: &Slug) -> Option<Target> {
             port: a.port(),
         },
     })
+}
+
+/// Waits until none of a reloaded Sess' workers is one of `old_workers` (the Emperor has
+/// reloaded it with the new configuration).
+fn wait_reloaded(
+    production: &Production,
+    name: &str,
+    old_workers: &[u32],
+    timeout: Duration,
+) -> Result<(), ManagerError> {
+    let manager = StageManager::new(production);
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok(SessState::Running { pids, .. }) = manager.state(name, true)
+            && !pids.is_empty()
+            && pids.iter().all(|p| !old_workers.contains(p))
+        {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            let log = name
+                .parse::<Slug>()
+                .map(|s| log_tail(production.log_file(&s).as_path(), 15))
+                .unwrap_or_default();
+            return Err(ManagerError::Unhealthy {
+                sess: name.to_owned(),
+                reason: format!(
+                    "it did not come back with new workers within {}s of its new configuration",
+                    timeout.as_secs()
+                ),
+                log_tail: log,
+            });
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// Waits until the Sess runs and answers a real uwsgi request with a status below 500.

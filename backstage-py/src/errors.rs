@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 
 use backstage::manager::ManagerError;
 use backstage_core::files::FileError;
-use backstage_uwsgi::stage_error::StageError;
 
 use backstage_core::Error;
 use pyo3::exceptions::PyOSError;
@@ -74,7 +73,7 @@ pub(crate) fn manager_error(py: Python<'_>, error: ManagerError, applying: bool)
 fn plain_io(error: &ManagerError) -> Option<(i32, PathBuf)> {
     let (ManagerError::Io { path, source, .. }
     | ManagerError::File(FileError::Io { path, source, .. })
-    | ManagerError::Stage(StageError::Io { path, source, .. })) = error
+    | ManagerError::Uwsgi(backstage_uwsgi::Error::PathIo { path, source, .. })) = error
     else {
         return None;
     };
