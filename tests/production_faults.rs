@@ -238,7 +238,10 @@ fn concurrent_applies_a_rejected_nginx_config_and_twice_up_and_down() {
         err.contains("/nonexistent/jazz.pem"),
         "nginx's message: {err}"
     );
-    assert!(err.contains("jazz"), "the Venue is named: {err}");
+    assert!(
+        err.contains("nginx rejects the configuration of `venues.jazz`"),
+        "the Venue is named: {err}"
+    );
     for (path, bytes) in &live {
         assert_eq!(
             &std::fs::read(path).unwrap(),
