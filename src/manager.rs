@@ -229,6 +229,16 @@ pub fn apply(
             restored.len(),
             if restored.len() == 1 { "" } else { "s" }
         )));
+        // nginx may already run the interrupted apply's configuration: make it read the
+        // restored files, or it keeps routing to Sess the rollback just stopped.
+        let vassals = production.layout.vassal_dir.as_path();
+        if restored.iter().any(|p| !p.starts_with(vassals))
+            && let Some(pid) = nginx_pid_file(production).filter(|_| nginx_running(production))
+        {
+            progress(Event::Step("reloading nginx".into()));
+            let nginx = UserNginx::of(production);
+            backstage_nginx::reload(&pid, Some(&nginx.error_log), Duration::from_secs(10))?;
+        }
         report.recovered = restored;
     }
     let desired = desired(production)?;
@@ -324,6 +334,11 @@ fn apply_phases(
         let previous = fs::metadata(&c.file).and_then(|m| m.modified()).ok();
         let content = content_of(desired, &c.file);
         progress(Event::Step(format!("{} Sess `{}`", verb(c.action), c.name)));
+        if c.action == Action::Create && emperor_running(production) {
+            // A master may still run from a vassal a rollback just removed: until the Emperor
+            // has stopped it, it would pass the health check in the new one's stead.
+            StageManager::new(production).wait_stopped(&c.name, Duration::from_secs(30))?;
+        }
         journal.write_at(&c.file, content, Some(next_mtime(previous)))?;
         started.push((c.name.clone(), old_workers));
     }

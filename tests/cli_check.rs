@@ -6,6 +6,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::SystemTime;
 
+mod support;
+
+use support::{copy_tree, workspace};
+
 fn backstage(args: &[&str], cwd: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_backstage"))
         .args(args)
@@ -14,33 +18,11 @@ fn backstage(args: &[&str], cwd: &Path) -> Output {
         .expect("run backstage")
 }
 
-fn workspace() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
 /// Copies the example Production into a temp dir so tests can watch it.
 fn example_copy() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     copy_tree(&workspace().join("examples/jazzclub"), dir.path());
     dir
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let name = entry.file_name();
-        // A user's local state (an earlier `backstage up`) is not part of the example.
-        if name == ".backstage" || name == "__pycache__" || name == "staticfiles" {
-            continue;
-        }
-        let target = to.join(&name);
-        if entry.file_type().unwrap().is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }
 
 /// Every path below `dir` with its size and mtime.

@@ -3,132 +3,21 @@
 //! Django project; then status, idempotent apply, an unhealthy Sess, a re-booking under load,
 //! and `down` leaving nothing behind.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::PathBuf;
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-fn workspace() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+mod support;
 
-fn test_venv() -> PathBuf {
-    let venv = std::env::var_os("BACKSTAGE_TEST_VENV")
-        .map_or_else(|| workspace().join("target/test-venv"), PathBuf::from);
-    assert!(
-        venv.join("bin/uwsgi").is_file() && venv.join("bin/python").is_file(),
-        "no uWSGI in `{}`: run `scripts/test-deps` first",
-        venv.display()
-    );
-    assert!(
-        Path::new("/usr/sbin/nginx").is_file(),
-        "no nginx: run `scripts/test-deps` first"
-    );
-    venv
-}
-
-fn backstage(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_backstage"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("run backstage")
-}
-
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A GET through nginx: (status, body).
-fn get(port: u16, host: &str, path: &str) -> std::io::Result<(u16, String)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port))?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n")?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw)?;
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    Ok((status, body))
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let name = entry.file_name();
-        if name == ".backstage" || name == "__pycache__" || name == "staticfiles" {
-            continue;
-        }
-        let target = to.join(&name);
-        if entry.file_type().unwrap().is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
-/// Stops the Production when the test ends, however it ends.
-struct Down(PathBuf);
-
-impl Drop for Down {
-    fn drop(&mut self) {
-        let _ = backstage(&self.0, &["down"]);
-    }
-}
-
-fn pid_alive(pid: u64) -> bool {
-    Path::new(&format!("/proc/{pid}")).exists()
-        && !std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.contains(") Z "))
-}
+use support::{Club, backstage, get, ok, pid_alive, walk};
 
 #[test]
 fn the_example_production_lives_and_dies() {
-    let venv = test_venv();
-    // A short directory keeps the unix socket paths under the kernel's limit.
-    let tmp = tempfile::Builder::new()
-        .prefix("bs")
-        .tempdir_in("/tmp")
-        .unwrap();
-    let dir = tmp.path().to_owned();
-    copy_tree(&workspace().join("examples/jazzclub"), &dir);
-    let port = free_port();
+    let club = Club::new();
+    let (dir, port, text) = (club.dir.clone(), club.port, club.text.clone());
     let manifest = dir.join("backstage.toml");
-    let text = std::fs::read_to_string(&manifest)
-        .unwrap()
-        .replace("127.0.0.1:8080", &format!("127.0.0.1:{port}"))
-        .replace(
-            "virtualenv = \".backstage/venv\"",
-            &format!("virtualenv = \"{}\"", venv.display()),
-        );
-    std::fs::write(&manifest, &text).unwrap();
-    let _down = Down(dir.clone());
 
     // up: every Gig answers, and the URLs are printed.
     let out = ok(&backstage(&dir, &["up"]));
@@ -307,19 +196,4 @@ fn the_example_production_lives_and_dies() {
         "nginx still answers"
     );
     ok(&backstage(&dir, &["down"]));
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return out;
-    };
-    for e in entries.flatten() {
-        let p = e.path();
-        if e.file_type().is_ok_and(|t| t.is_dir()) {
-            out.extend(walk(&p));
-        }
-        out.push(p);
-    }
-    out
 }

@@ -1,0 +1,261 @@
+//! The Production Manager under faults, through the real things (uWSGI Emperor, nginx, Django):
+//! an apply killed with SIGKILL in each of its phases and run again, two applies at once, an
+//! nginx configuration nginx rejects, and `up`/`down` run twice.
+//!
+//! The change applied is slow on purpose: a new Sess whose WSGI module takes 1.5 s to import,
+//! so that every phase lasts long enough to be interrupted. The phases are recognised by the
+//! progress lines `apply` prints on stderr; the process is killed right after seeing one.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use support::{Club, get, ok, walk};
+
+/// The example, minus the `club-late` Sess and its Gig, plus a slow Sess booked at `/slow`.
+fn changed(base: &str) -> String {
+    let late = base.find("[sess.club-late]").unwrap();
+    let venues = base.find("[venues.jazz]").unwrap();
+    let gig = base.find("[gigs.jazz-late]").unwrap();
+    let mut text = format!("{}{}", &base[..late], &base[venues..gig]);
+    text.push_str(
+        "[acts.slow]\nroot = \"club\"\nwsgi = \"slow_wsgi:application\"\n\
+         settings = \"club.settings\"\n\
+         env = { DJANGO_DEBUG = \"0\", DJANGO_ALLOWED_HOSTS = \".localhost,127.0.0.1\" }\n\n\
+         [sess.slow-a]\nact = \"slow\"\nstage = \"local\"\nprocesses = 1\n\n\
+         [gigs.jazz-slow]\nvenue = \"jazz\"\nsess = [\"slow-a\"]\npath = \"/slow\"\n",
+    );
+    text
+}
+
+/// A Club whose `slow` Act is available, live.
+fn live_club() -> Club {
+    let club = Club::new();
+    std::fs::write(
+        club.dir.join("club/slow_wsgi.py"),
+        "import time\n\ntime.sleep(1.5)\n\nfrom club.wsgi import application  # noqa: E402\n",
+    )
+    .unwrap();
+    ok(&club.run(&["up"]));
+    club
+}
+
+/// The sess a Gig's `/whoami` answers from, through nginx.
+fn whoami(club: &Club, path: &str) -> (u16, String) {
+    let (status, body) = get(club.port, "jazz.localhost", path).unwrap();
+    let sess = serde_json::from_str::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v["sess"].as_str().map(str::to_owned))
+        .unwrap_or_default();
+    (status, sess)
+}
+
+/// The live files are what the manifest implies, no journal or temp file is left, every Sess
+/// runs and every Gig answers 200 through nginx.
+fn assert_consistent(club: &Club, when: &str) {
+    let plan: serde_json::Value =
+        serde_json::from_str(&ok(&club.run(&["plan", "--json"]))).unwrap();
+    assert_eq!(plan, serde_json::json!({"changes": []}), "{when}: plan");
+    let state = club.dir.join(".backstage");
+    assert!(!state.join("journal").exists(), "{when}: journal left");
+    let temps: Vec<_> = walk(&state)
+        .into_iter()
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy();
+            name.starts_with('.') && name.ends_with(".tmp")
+        })
+        .collect();
+    assert!(temps.is_empty(), "{when}: temp files left: {temps:?}");
+    let status: serde_json::Value =
+        serde_json::from_str(&ok(&club.run(&["status", "--json"]))).unwrap();
+    for s in status["sess"].as_array().unwrap() {
+        assert_eq!(s["state"], "running", "{when}: {s}");
+    }
+    for g in status["gigs"].as_array().unwrap() {
+        assert_eq!(g["http_status"], 200, "{when}: {g}");
+    }
+}
+
+/// The example as written: `/late` is the late Sess, `/slow` is not routed anywhere of its own.
+fn assert_base(club: &Club, when: &str) {
+    assert_consistent(club, when);
+    assert_eq!(
+        whoami(club, "/late/whoami"),
+        (200, "club-late".into()),
+        "{when}"
+    );
+    assert_eq!(whoami(club, "/slow/whoami").0, 404, "{when}: /slow routed");
+}
+
+/// The changed manifest: `/slow` is the slow Sess, `/late` is gone.
+fn assert_changed(club: &Club, when: &str) {
+    assert_consistent(club, when);
+    assert_eq!(
+        whoami(club, "/slow/whoami"),
+        (200, "slow-a".into()),
+        "{when}"
+    );
+    assert!(
+        !club
+            .dir
+            .join(".backstage/vassals/backstage.jazzclub.club-late.ini")
+            .exists(),
+        "{when}: club-late retired"
+    );
+}
+
+/// Starts `backstage apply`, SIGKILLs it right after it prints a line containing `marker`.
+fn apply_killed_after(club: &Club, marker: &str) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_backstage"))
+        .arg("apply")
+        .current_dir(&club.dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut seen = Vec::new();
+    for line in BufReader::new(child.stderr.take().unwrap()).lines() {
+        let line = line.unwrap();
+        let hit = line.contains(marker);
+        seen.push(line);
+        if hit {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            return;
+        }
+    }
+    panic!(
+        "apply ended ({:?}) without printing `{marker}`:\n{}",
+        child.wait().unwrap(),
+        seen.join("\n")
+    );
+}
+
+#[test]
+fn an_apply_killed_in_any_phase_is_completed_or_undone_by_the_next() {
+    let club = live_club();
+    let base = club.text.clone();
+    let change = changed(&base);
+    let markers = [
+        "==> starting Sess `slow-a`",
+        "==> waiting for Sess `slow-a` to answer",
+        "==> reloading nginx",
+        "==> retiring Sess `club-late`",
+    ];
+    for marker in markers {
+        club.write_manifest(&change);
+        apply_killed_after(&club, marker);
+        let out = ok(&club.run(&["apply"]));
+        assert!(out.contains("applied"), "{out}");
+        assert_changed(&club, &format!("killed after `{marker}`, applied again"));
+
+        club.write_manifest(&base);
+        ok(&club.run(&["apply"]));
+        assert_base(&club, &format!("back from `{marker}`"));
+    }
+    // Killed once nginx runs the new configuration, then the manifest is reverted: the rollback
+    // alone must bring nginx back to the files it restored.
+    club.write_manifest(&change);
+    apply_killed_after(&club, "==> retiring Sess `club-late`");
+    club.write_manifest(&base);
+    let out = ok(&club.run(&["apply"]));
+    assert!(out.contains("nothing to change"), "{out}");
+    assert_base(&club, "killed after nginx switched, manifest reverted");
+}
+
+#[test]
+fn concurrent_applies_a_rejected_nginx_config_and_twice_up_and_down() {
+    let club = live_club();
+    let base = club.text.clone();
+
+    // `up` again: the URLs, and nothing changed.
+    let vassal = club
+        .dir
+        .join(".backstage/vassals/backstage.jazzclub.club-a.ini");
+    let before = std::fs::metadata(&vassal).unwrap().modified().unwrap();
+    let out = ok(&club.run(&["up"]));
+    assert!(
+        out.contains(&format!("http://jazz.localhost:{}/late/", club.port)),
+        "{out}"
+    );
+    assert_eq!(
+        std::fs::metadata(&vassal).unwrap().modified().unwrap(),
+        before
+    );
+    assert_base(&club, "up twice");
+
+    // Two applies at once: one waits for the other's lock, then finds nothing to change.
+    club.write_manifest(&changed(&base));
+    let spawn = || {
+        Command::new(env!("CARGO_BIN_EXE_backstage"))
+            .arg("apply")
+            .current_dir(&club.dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    let outs: Vec<String> = [a, b]
+        .into_iter()
+        .map(|c| ok(&c.wait_with_output().unwrap()))
+        .collect();
+    let mut outs: Vec<&str> = outs.iter().map(|o| o.split(' ').next().unwrap()).collect();
+    outs.sort_unstable();
+    assert_eq!(
+        outs,
+        ["applied", "nothing"],
+        "one applies, one has nothing left"
+    );
+    assert_changed(&club, "two applies at once");
+    club.write_manifest(&base);
+    ok(&club.run(&["apply"]));
+
+    // A certificate nginx cannot load: apply fails with nginx's words, nothing live changes.
+    let live: Vec<(std::path::PathBuf, Vec<u8>)> = walk(&club.dir.join(".backstage"))
+        .into_iter()
+        .filter(|p| {
+            p.is_file()
+                && (p.to_string_lossy().contains("/vassals/")
+                    || p.extension().is_some_and(|e| e == "conf"))
+        })
+        .map(|p| {
+            let bytes = std::fs::read(&p).unwrap();
+            (p, bytes)
+        })
+        .collect();
+    assert!(live.len() > 3, "{live:?}");
+    let tls = base.replace(
+        "[venues.jazz]\n",
+        "[venues.jazz]\ntls = { cert = \"/nonexistent/jazz.pem\", key = \"/nonexistent/jazz.key\" }\n",
+    );
+    club.write_manifest(&tls);
+    let out = club.run(&["apply"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("/nonexistent/jazz.pem"),
+        "nginx's message: {err}"
+    );
+    assert!(
+        err.contains("nginx rejects the configuration of `venues.jazz`"),
+        "the Venue is named: {err}"
+    );
+    for (path, bytes) in &live {
+        assert_eq!(
+            &std::fs::read(path).unwrap(),
+            bytes,
+            "`{}` changed",
+            path.display()
+        );
+    }
+    club.write_manifest(&base);
+    assert_base(&club, "after the rejected nginx config");
+
+    // down twice: the second finds nothing to stop.
+    ok(&club.run(&["down"]));
+    assert!(get(club.port, "jazz.localhost", "/").is_err());
+    let out = ok(&club.run(&["down"]));
+    assert!(out.contains("is down"), "{out}");
+}
