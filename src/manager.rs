@@ -19,7 +19,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use backstage_core::files::{self, FileError};
+use backstage_core::files::FileError;
 use backstage_core::journal::{ApplyLock, Journal, JournalError, Recovered};
 use backstage_core::plan::{self as core_plan, Action, Applied, Plan};
 use backstage_core::values::{ListenAddr, Slug};
@@ -929,14 +929,6 @@ pub fn down(production: &Production, progress: &mut dyn FnMut(Event)) -> Result<
     }
     emperor.stop(Duration::from_secs(30))?;
     Ok(())
-}
-
-/// Whether a file is managed by this Production (for tests and tools).
-pub fn is_managed(production: &Production, path: &Path) -> bool {
-    files::read_if_exists(path)
-        .ok()
-        .flatten()
-        .is_some_and(|c| files::is_ours(&c, &production.name))
 }
 
 /// Where a Sess listens, and a Host its Act accepts (for `backstage request SESS`).
