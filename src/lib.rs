@@ -67,13 +67,14 @@ enum Command {
     Plan(production::JsonArgs),
     /// Make the live files match the manifest: atomic, gated by `nginx -t`, health-checked.
     ///
-    /// New and changed Sess must answer a real request before nginx is switched to them; an
-    /// interrupted apply is rolled back by the next one; a second apply with no change writes
-    /// nothing and reloads nothing.
-    Apply(production::JsonArgs),
+    /// New and changed Sess must answer a real request before anything routes to them (a
+    /// changed Sess starts a new copy beside the running one, which serves until the new one
+    /// answers); an interrupted apply is rolled back by the next one; a second apply with no
+    /// change writes nothing and reloads nothing.
+    Apply(production::ApplyArgs),
     /// User mode: build the Stages, apply, start the Emperor and nginx, and wait until every Gig
     /// answers; prints the URLs.
-    Up(production::LifeArgs),
+    Up(production::UpArgs),
     /// User mode: stop nginx, the Emperor and every Sess that `up` started.
     Down(production::LifeArgs),
     /// Every Sess (state, workers, requests, memory) and every Gig (HTTP status through nginx).

@@ -16,6 +16,7 @@
 use std::collections::BTreeSet;
 use std::fs;
 use std::net::SocketAddr;
+use std::os::unix::fs::FileTypeExt as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -23,7 +24,7 @@ use backstage_core::files::FileError;
 use backstage_core::journal::{ApplyLock, Journal, JournalError, Recovered};
 use backstage_core::plan::{self as core_plan, Action, Applied, Plan};
 use backstage_core::values::{ListenAddr, Slug};
-use backstage_core::{DesiredFile, FileKind, Mode, Production, SessSocket};
+use backstage_core::{DesiredFile, FileKind, Mode, Production, SessInstance, SessSocket};
 use backstage_nginx::{NginxBinary, UserNginx};
 use backstage_uwsgi::emperor::{Emperor, log_tail};
 use backstage_uwsgi::stage_manager::{SessState, StageManager, next_mtime};
@@ -279,11 +280,23 @@ pub fn apply(
                     .iter()
                     .filter(|c| c.kind == FileKind::Vassal && c.action == Action::Delete)
                 {
-                    progress(Event::Step(format!(
-                        "waiting for Sess `{}` to stop",
-                        c.name
-                    )));
-                    manager.wait_stopped(&c.name, Duration::from_secs(30))?;
+                    match production.instance_of_vassal(&c.file) {
+                        // A previous copy of a Sess that plays on: its link is the new copy's.
+                        Some(copy) if production.sess.contains_key(&copy.sess) => {
+                            progress(Event::Step(format!(
+                                "waiting for the previous copy of Sess `{}` to stop",
+                                c.name
+                            )));
+                            manager.wait_copy_stopped(&copy, Duration::from_secs(30))?;
+                        }
+                        _ => {
+                            progress(Event::Step(format!(
+                                "waiting for Sess `{}` to stop",
+                                c.name
+                            )));
+                            manager.wait_stopped(&c.name, Duration::from_secs(30))?;
+                        }
+                    }
                 }
             }
             report.changes = plan.changes;
@@ -313,50 +326,88 @@ fn apply_phases(
     report: &mut ApplyReport,
     progress: &mut dyn FnMut(Event),
 ) -> Result<(), ManagerError> {
-    // Phase 1: new and changed Sess, each answering before anything points at it.
-    let mut started = Vec::new();
+    // Phase 1: new and changed Sess, each answering before anything points at it. A changed
+    // Sess on the default socket is a new copy (a new vassal) beside the running one.
     let emperor = emperor_running(production);
     let manager = StageManager::new(production);
-    for c in plan
+    let starting: Vec<&core_plan::Change> = plan
         .changes
         .iter()
         .filter(|c| c.kind == FileKind::Vassal && c.action != Action::Delete)
-    {
-        // A changed Sess keeps answering with its old workers until the Emperor has reloaded
-        // it: remember them, so the health check waits for the new ones.
-        let old_workers = match (emperor, c.action) {
-            (true, Action::Update) => match manager.state(&c.name, true) {
-                Ok(SessState::Running { pids, .. }) => pids,
+        .collect();
+    let mut new_copies = Vec::new();
+    // On a small machine a hundred Djangos starting at once would each take minutes: start
+    // them a batch at a time, each batch answering before the next one starts.
+    for batch in starting.chunks(start_batch()) {
+        let mut started = Vec::new();
+        for c in batch {
+            let copy = copy_of(production, &c.file)?;
+            // A copy reloaded in place keeps answering with its old workers until the Emperor
+            // has reloaded it: remember them, so the health check waits for the new ones.
+            let old_workers = match (emperor, c.action) {
+                (true, Action::Update) => match manager.copy_state(&copy, true) {
+                    SessState::Running { pids, .. } => pids,
+                    _ => Vec::new(),
+                },
                 _ => Vec::new(),
-            },
-            _ => Vec::new(),
-        };
-        let previous = fs::metadata(&c.file).and_then(|m| m.modified()).ok();
-        let content = content_of(desired, &c.file);
-        progress(Event::Step(format!("{} Sess `{}`", verb(c.action), c.name)));
-        if c.action == Action::Create && emperor_running(production) {
-            // A master may still run from a vassal a rollback just removed: until the Emperor
-            // has stopped it, it would pass the health check in the new one's stead.
-            StageManager::new(production).wait_stopped(&c.name, Duration::from_secs(30))?;
-        }
-        journal.write_at(&c.file, content, Some(next_mtime(previous)))?;
-        started.push((c.name.clone(), old_workers));
-    }
-    if !started.is_empty() {
-        if emperor {
-            for (name, old_workers) in &started {
-                if !old_workers.is_empty() {
-                    progress(Event::Step(format!("waiting for Sess `{name}` to reload")));
-                    wait_reloaded(production, name, old_workers, options.health_timeout)?;
-                }
-                progress(Event::Step(format!("waiting for Sess `{name}` to answer")));
-                health_check(production, name, options.health_timeout)?;
-                report.checked_sess.push(name.clone());
+            };
+            let previous = fs::metadata(&c.file).and_then(|m| m.modified()).ok();
+            progress(Event::Step(format!("{} Sess `{}`", verb(c.action), c.name)));
+            if c.action == Action::Create && emperor {
+                // A master may still run from a vassal a rollback just removed: until the
+                // Emperor has stopped it, it would pass the health check in the new one's stead.
+                manager.wait_copy_stopped(&copy, Duration::from_secs(30))?;
             }
-        } else {
-            progress(Event::Skipped(
-                "the Emperor is not running: Sess start with `backstage up`".into(),
-            ));
+            journal.write_at(
+                &c.file,
+                content_of(desired, &c.file),
+                Some(next_mtime(previous)),
+            )?;
+            if c.action == Action::Create {
+                new_copies.push(copy.clone());
+            }
+            started.push((copy, old_workers));
+        }
+        if !emperor {
+            continue;
+        }
+        for (copy, old_workers) in &started {
+            if !old_workers.is_empty() {
+                progress(Event::Step(format!(
+                    "waiting for Sess `{}` to reload",
+                    copy.sess
+                )));
+                wait_reloaded(production, copy, old_workers, options.health_timeout)?;
+            }
+        }
+        progress(Event::Step(format!(
+            "waiting for {} to answer",
+            list_names(started.iter().map(|(c, _)| c.sess.as_str()))
+        )));
+        health_check_all(
+            production,
+            &started.iter().map(|(c, _)| c.clone()).collect::<Vec<_>>(),
+            options.health_timeout,
+        )?;
+        report
+            .checked_sess
+            .extend(started.iter().map(|(c, _)| c.sess.to_string()));
+    }
+    if !starting.is_empty() && !emperor {
+        progress(Event::Skipped(
+            "the Emperor is not running: Sess start with `backstage up`".into(),
+        ));
+    }
+    // Every new copy answers: its Sess' socket link moves to it, and new connections (nginx,
+    // `backstage request`) reach it from now on.
+    for copy in &new_copies {
+        if let Some((link, target)) = socket_link(production, copy) {
+            backstage_uwsgi::stage_manager::ensure_run_dir(production)?;
+            // A stale socket (left by a master killed with SIGKILL) is no one's to restore.
+            if fs::symlink_metadata(&link).is_ok_and(|m| m.file_type().is_socket()) {
+                let _ = fs::remove_file(&link);
+            }
+            journal.symlink(&link, &target)?;
         }
     }
     // Phase 2: nginx, validated above.
@@ -387,16 +438,79 @@ fn apply_phases(
             Duration::from_secs(10),
         )?;
     }
-    // Phase 3: retire what is no longer booked.
+    // Phase 3: retire previous copies, once idle, and Sess no longer in the manifest.
     for c in plan
         .changes
         .iter()
         .filter(|c| c.kind == FileKind::Vassal && c.action == Action::Delete)
     {
-        progress(Event::Step(format!("retiring Sess `{}`", c.name)));
+        let copy = production.instance_of_vassal(&c.file);
+        let plays_on = copy
+            .as_ref()
+            .is_some_and(|copy| production.sess.contains_key(&copy.sess));
+        match &copy {
+            Some(copy) if plays_on && emperor => {
+                progress(Event::Step(format!(
+                    "retiring the previous copy of Sess `{}` once idle",
+                    c.name
+                )));
+                manager.drain(copy, Duration::from_secs(30))?;
+            }
+            _ => progress(Event::Step(format!("retiring Sess `{}`", c.name))),
+        }
+        // The Emperor stops the copy at its next scan of the directory (every 3 s). Nothing
+        // reaches it any more: a replaced copy is drained, and nginx no longer routes to a
+        // retired Sess (its old workers are gone). Until that scan, a rollback (this apply
+        // failing, or killed and recovered by the next) restores the vassal unnoticed.
         journal.remove(&c.file)?;
+        if !plays_on
+            && let Some(copy) = &copy
+            && let Some((link, _)) = socket_link(production, copy)
+            && fs::symlink_metadata(&link).is_ok_and(|m| m.file_type().is_symlink())
+        {
+            journal.remove_symlink(&link)?;
+        }
     }
     Ok(())
+}
+
+/// How many Sess start at once: twice the cores, at least four.
+fn start_batch() -> usize {
+    std::thread::available_parallelism().map_or(4, |n| (2 * n.get()).max(4))
+}
+
+/// `` `a` ``, `` `a` and `b` ``, `` `a`, `b` and 3 more ``.
+fn list_names<'a>(names: impl Iterator<Item = &'a str>) -> String {
+    let names: Vec<String> = names.map(|n| format!("Sess `{n}`")).collect();
+    match names.as_slice() {
+        [] => String::new(),
+        [one] => one.clone(),
+        [a, b] => format!("{a} and {b}"),
+        [a, b, rest @ ..] => format!("{a}, {b} and {} more", rest.len()),
+    }
+}
+
+/// The copy of a Sess a vassal path names.
+fn copy_of(production: &Production, file: &Path) -> Result<SessInstance, ManagerError> {
+    production
+        .instance_of_vassal(file)
+        .ok_or_else(|| ManagerError::Io {
+            action: "recognise the vassal",
+            path: file.to_owned(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "not a vassal name Backstage writes",
+            ),
+        })
+}
+
+/// A Sess' socket link and the socket of `copy` it should point at (copies with an id only).
+fn socket_link(production: &Production, copy: &SessInstance) -> Option<(PathBuf, PathBuf)> {
+    let (Some(_), SessSocket::Unix(target)) = (&copy.id, &copy.socket) else {
+        return None;
+    };
+    let link = Production::default_socket(&production.layout, &production.name, &copy.sess);
+    Some((link.as_path().to_owned(), target.as_path().to_owned()))
 }
 
 /// The content `desired` holds for `path` (every planned create or update is desired).
@@ -438,67 +552,85 @@ fn target_of(production: &Production, sess: &Slug) -> Option<Target> {
     })
 }
 
-/// Waits until none of a reloaded Sess' workers is one of `old_workers` (the Emperor has
+/// Waits until none of a reloaded copy's workers is one of `old_workers` (the Emperor has
 /// reloaded it with the new configuration).
 fn wait_reloaded(
     production: &Production,
-    name: &str,
+    copy: &SessInstance,
     old_workers: &[u32],
     timeout: Duration,
 ) -> Result<(), ManagerError> {
     let manager = StageManager::new(production);
     let deadline = Instant::now() + timeout;
     loop {
-        if let Ok(SessState::Running { pids, .. }) = manager.state(name, true)
+        if let SessState::Running { pids, .. } = manager.copy_state(copy, true)
             && !pids.is_empty()
             && pids.iter().all(|p| !old_workers.contains(p))
         {
             return Ok(());
         }
         if Instant::now() > deadline {
-            let log = name
-                .parse::<Slug>()
-                .map(|s| log_tail(production.log_file(&s).as_path(), 15))
-                .unwrap_or_default();
             return Err(ManagerError::Unhealthy {
-                sess: name.to_owned(),
+                sess: copy.sess.to_string(),
                 reason: format!(
                     "it did not come back with new workers within {}s of its new configuration",
                     timeout.as_secs()
                 ),
-                log_tail: log,
+                log_tail: log_tail(production.log_file(&copy.sess).as_path(), 15),
             });
         }
         std::thread::sleep(Duration::from_millis(100));
     }
 }
 
-/// Waits until the Sess runs and answers a real uwsgi request with a status below 500.
+/// Health-checks copies side by side; the first failure (in the given order) is the error.
+fn health_check_all(
+    production: &Production,
+    copies: &[SessInstance],
+    timeout: Duration,
+) -> Result<(), ManagerError> {
+    std::thread::scope(|scope| {
+        let checks: Vec<_> = copies
+            .iter()
+            .map(|copy| scope.spawn(move || health_check(production, copy, timeout)))
+            .collect();
+        checks
+            .into_iter()
+            .map(|c| c.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect::<Result<Vec<()>, _>>()
+            .map(|_| ())
+    })
+}
+
+/// Waits until a copy runs and answers a real uwsgi request on its own socket with a status
+/// below 500.
 fn health_check(
     production: &Production,
-    name: &str,
+    copy: &SessInstance,
     timeout: Duration,
 ) -> Result<(), ManagerError> {
     let manager = StageManager::new(production);
     let deadline = Instant::now() + timeout;
-    let slug: Slug = name.parse().map_err(|_| ManagerError::Unhealthy {
-        sess: name.to_owned(),
-        reason: "not a Sess name".into(),
-        log_tail: Vec::new(),
-    })?;
-    let log = production.log_file(&slug);
+    let slug = &copy.sess;
+    let log = production.log_file(slug);
     let unhealthy = |reason: String| ManagerError::Unhealthy {
-        sess: name.to_owned(),
+        sess: slug.to_string(),
         reason,
         log_tail: log_tail(log.as_path(), 15),
     };
-    match manager.wait_running(name, true, timeout)? {
+    match manager.wait_copy_running(copy, true, timeout) {
         SessState::Running { .. } => {}
         SessState::Failed { reason, .. } => return Err(unhealthy(reason)),
         SessState::Stopped => return Err(unhealthy("it is not running".into())),
     }
-    let target = target_of(production, &slug).ok_or_else(|| unhealthy("no socket".into()))?;
-    let host = host_for(production, &slug);
+    let target = match &copy.socket {
+        SessSocket::Unix(p) => Target::Unix(p.as_path().to_owned()),
+        SessSocket::Tcp(a) => Target::Tcp {
+            host: a.ip().to_string(),
+            port: a.port(),
+        },
+    };
+    let host = host_for(production, slug);
     let runtime = runtime()?;
     let mut last = String::from("no answer");
     while Instant::now() < deadline {
@@ -815,11 +947,25 @@ pub fn up(
         .values()
         .flat_map(|g| g.sess.iter().map(|(s, _)| s))
         .collect();
-    for s in booked {
-        if !apply.checked_sess.contains(&s.to_string()) {
-            progress(Event::Step(format!("waiting for Sess `{s}` to answer")));
-            health_check(production, s.as_str(), options.health_timeout)?;
+    let manager = StageManager::new(production);
+    let mut unchecked = Vec::new();
+    for s in production.sess.keys() {
+        let copy = manager.wanted(s.as_str())?;
+        // After a `down` the links are gone, and an apply with nothing to change does not
+        // write them: every placed wanted copy gets its link back here.
+        if copy.vassal.as_path().exists() {
+            manager.link(&copy)?;
         }
+        if booked.contains(s) && !apply.checked_sess.contains(&s.to_string()) {
+            unchecked.push(copy);
+        }
+    }
+    for batch in unchecked.chunks(start_batch()) {
+        progress(Event::Step(format!(
+            "waiting for {} to answer",
+            list_names(batch.iter().map(|c| c.sess.as_str()))
+        )));
+        health_check_all(production, batch, options.health_timeout)?;
     }
     if !nginx_running(production) {
         progress(Event::Step("starting nginx".into()));

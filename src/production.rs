@@ -37,6 +37,42 @@ pub(crate) struct LifeArgs {
     manifest: ManifestArg,
 }
 
+/// How long a Sess has to answer.
+#[derive(Debug, clap::Args)]
+pub(crate) struct HealthArgs {
+    /// Seconds each new or changed Sess has to answer a request before the apply is rolled back
+    /// (Sess start a batch at a time, twice the cores, so this is per Sess, not for all of them)
+    #[arg(long, value_name = "SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    health_timeout: u64,
+}
+
+impl HealthArgs {
+    fn options(&self) -> ApplyOptions {
+        ApplyOptions {
+            health_timeout: std::time::Duration::from_secs(self.health_timeout),
+            ..ApplyOptions::default()
+        }
+    }
+}
+
+/// Arguments of `apply`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ApplyArgs {
+    #[command(flatten)]
+    base: JsonArgs,
+    #[command(flatten)]
+    health: HealthArgs,
+}
+
+/// Arguments of `up`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct UpArgs {
+    #[command(flatten)]
+    manifest: ManifestArg,
+    #[command(flatten)]
+    health: HealthArgs,
+}
+
 /// Loads and validates the manifest; on problems prints them as `check` does.
 fn load(arg: &ManifestArg) -> Result<(Manifest, Production), ExitCode> {
     let manifest = read_manifest(arg).map_err(|(code, _)| code)?;
@@ -142,11 +178,12 @@ pub(crate) fn plan(args: &JsonArgs) -> ExitCode {
     }
 }
 
-pub(crate) fn apply(args: &JsonArgs) -> ExitCode {
+pub(crate) fn apply(all: &ApplyArgs) -> ExitCode {
+    let args = &all.base;
     let Ok((_, production)) = load(&args.manifest) else {
         return ExitCode::FAILURE;
     };
-    match manager::apply(&production, &ApplyOptions::default(), &mut show) {
+    match manager::apply(&production, &all.health.options(), &mut show) {
         Ok(report) if args.json => {
             println!("{}", serde_json::to_string(&report).expect("serializes"));
             ExitCode::SUCCESS
@@ -172,11 +209,11 @@ pub(crate) fn apply(args: &JsonArgs) -> ExitCode {
     }
 }
 
-pub(crate) fn up(args: &LifeArgs) -> ExitCode {
+pub(crate) fn up(args: &UpArgs) -> ExitCode {
     let Ok((_, production)) = load(&args.manifest) else {
         return ExitCode::FAILURE;
     };
-    match manager::up(&production, &ApplyOptions::default(), &mut show) {
+    match manager::up(&production, &args.health.options(), &mut show) {
         Ok(report) => {
             println!("Production `{}` is live:", production.name);
             let w = report.gigs.iter().map(|g| g.name.len()).max().unwrap_or(0);

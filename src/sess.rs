@@ -74,19 +74,25 @@ fn act(
         Mode::System => true,
         Mode::User => Emperor::for_production(production)?.is_running(),
     };
-    let (slug, _) = backstage_uwsgi::vassal::find_sess(production, name)?;
-    let file = production.vassal_file(slug);
+    let file = sm.wanted(name)?.vassal;
     match action {
         SessAction::Start(_) => {
             let placement = sm.start(name)?;
-            println!(
-                "{name}: vassal {} `{file}`",
-                match placement {
-                    Placement::Created => "placed",
-                    Placement::Reloaded => "updated",
-                    Placement::Unchanged => "already in place",
-                }
-            );
+            if placement == Placement::Outdated {
+                let running = sm.current(name)?.vassal;
+                println!(
+                    "{name}: a copy with earlier settings runs from `{running}`; `backstage apply` replaces it without dropping a request"
+                );
+            } else {
+                println!(
+                    "{name}: vassal {} `{file}`",
+                    match placement {
+                        Placement::Created => "placed",
+                        Placement::Reloaded => "updated",
+                        _ => "already in place",
+                    }
+                );
+            }
             if !emperor_running {
                 return Ok(not_running_note());
             }
@@ -94,6 +100,7 @@ fn act(
         }
         SessAction::Reload(_) => {
             let before = pids(&sm.state(name, emperor_running)?);
+            let file = sm.current(name)?.vassal;
             sm.reload(name)?;
             println!("{name}: vassal `{file}` touched; the Emperor reloads it");
             if !emperor_running {
@@ -117,7 +124,7 @@ fn act(
                 println!("{name}: not placed; nothing to stop");
                 return Ok(ExitCode::SUCCESS);
             }
-            println!("{name}: vassal `{file}` removed; the Emperor stops it");
+            println!("{name}: vassal removed; the Emperor stops it");
             if emperor_running {
                 sm.wait_stopped(name, WAIT)?;
                 println!("{name}: stopped");

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 mod support;
 
-use support::{Club, backstage, get, ok, pid_alive, walk};
+use support::{Club, backstage, get, ok, pid_alive, vassals, walk};
 
 #[test]
 fn the_example_production_lives_and_dies() {
@@ -93,7 +93,7 @@ fn the_example_production_lives_and_dies() {
     let plan: serde_json::Value =
         serde_json::from_str(&ok(&backstage(&dir, &["plan", "--json"]))).unwrap();
     assert_eq!(plan, serde_json::json!({"changes": []}));
-    let vassal = dir.join(".backstage/vassals/backstage.jazzclub.club-a.ini");
+    let [vassal] = vassals(&dir, "club-a").try_into().unwrap();
     let before = std::fs::metadata(&vassal).unwrap().modified().unwrap();
     let out = ok(&backstage(&dir, &["apply"]));
     assert!(out.contains("nothing to change"), "{out}");
@@ -120,11 +120,7 @@ fn the_example_production_lives_and_dies() {
         err.contains("nosuchsettings"),
         "the log tail names the cause: {err}"
     );
-    assert!(
-        !dir.join(".backstage/vassals/backstage.jazzclub.broken-a.ini")
-            .exists(),
-        "rolled back"
-    );
+    assert!(vassals(&dir, "broken-a").is_empty(), "rolled back");
     assert_eq!(
         get(port, "jazz.localhost", "/").unwrap().0,
         200,
@@ -136,12 +132,130 @@ fn the_example_production_lives_and_dies() {
         "nginx was not switched"
     );
 
+    // Change both Sess of the home Gig while clients loop: each starts a new copy beside the
+    // running one, which keeps serving until the new one answers; no request fails.
+    std::fs::write(&manifest, &text).unwrap();
+    let old_pids = whoami_pids(port, 20);
+    let old_copies = [vassals(&dir, "club-a"), vassals(&dir, "club-b")];
+    let changed = text.replace("processes = 2", "processes = 3");
+    std::fs::write(&manifest, &changed).unwrap();
+    let plan = ok(&backstage(&dir, &["plan"]));
+    assert!(
+        plan.contains("a new copy starts beside the running one"),
+        "{plan}"
+    );
+    let (served, failed, _) = under_load(port, || ok(&backstage(&dir, &["apply"])));
+    assert!(served > 0);
+    assert_eq!(failed, 0, "requests failed while the Sess were replaced");
+    let new_pids = whoami_pids(port, 20);
+    assert!(
+        new_pids.is_disjoint(&old_pids),
+        "the new copies answer: {new_pids:?} vs {old_pids:?}"
+    );
+    for (sess, old) in ["club-a", "club-b"].into_iter().zip(old_copies) {
+        let now = vassals(&dir, sess);
+        assert_eq!(now.len(), 1, "{sess}: one copy left: {now:?}");
+        assert_ne!(now, old, "{sess}: the previous copy is retired");
+        let vassal = std::fs::read_to_string(&now[0]).unwrap();
+        assert!(vassal.contains("\nprocesses = 3\n"), "{vassal}");
+    }
+    let plan: serde_json::Value =
+        serde_json::from_str(&ok(&backstage(&dir, &["plan", "--json"]))).unwrap();
+    assert_eq!(plan, serde_json::json!({"changes": []}));
+
+    // A broken change to a Sess that serves: its new copy never answers, the running copy is
+    // never touched, and not one request fails.
+    let broken_change = changed.replacen(
+        "[sess.club-a]\nact = \"club\"",
+        "[acts.broken]\nroot = \"club\"\nwsgi = \"club.wsgi:application\"\n\
+         settings = \"club.nosuchsettings\"\n\n[sess.club-a]\nact = \"broken\"",
+        1,
+    );
+    assert_ne!(broken_change, changed);
+    std::fs::write(&manifest, &broken_change).unwrap();
+    let before = vassals(&dir, "club-a");
+    let workers_before = procs("backstage.jazzclub.club-");
+    let (served, failed, out) = under_load(port, || backstage(&dir, &["apply"]));
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("Sess `club-a` did not become healthy"),
+        "{err}"
+    );
+    assert!(
+        err.contains("nosuchsettings"),
+        "the log tail names the cause: {err}"
+    );
+    assert!(served > 0);
+    assert_eq!(failed, 0, "requests failed during a broken change");
+    assert_eq!(vassals(&dir, "club-a"), before, "the running copy stays");
+    let after = whoami_pids(port, 20);
+    assert!(
+        after.is_subset(&workers_before),
+        "the same workers serve after the failed change: {after:?} vs {workers_before:?}"
+    );
+
     // Re-book the home Gig to the late Sess while a client loops: no request fails.
     let start = text.find("[sess.club-a]").unwrap();
     let end = text.find("[sess.club-late]").unwrap();
     let rebooked = format!("{}{}", &text[..start], &text[end..])
         .replace("sess = [\"club-a\", \"club-b\"]", "sess = [\"club-late\"]");
     std::fs::write(&manifest, rebooked).unwrap();
+    let (served, failed, _) = under_load(port, || ok(&backstage(&dir, &["apply"])));
+    assert!(served > 0);
+    assert_eq!(failed, 0, "requests failed during the re-booking");
+    let (_, body) = get(port, "jazz.localhost", "/whoami").unwrap();
+    assert!(body.contains("club-late"), "{body}");
+    assert!(
+        vassals(&dir, "club-a").is_empty(),
+        "retired after the switch"
+    );
+    assert!(
+        std::fs::symlink_metadata(dir.join(".backstage/run/backstage.jazzclub.club-a.sock"))
+            .is_err(),
+        "a retired Sess' socket link is gone"
+    );
+
+    // down: nothing left running, no socket or pid file left behind.
+    let out = ok(&backstage(&dir, &["down"]));
+    assert!(out.contains("is down"), "{out}");
+    for pid in pids {
+        assert!(!pid_alive(pid), "process {pid} still runs after down");
+    }
+    let leftovers: Vec<PathBuf> = walk(&dir.join(".backstage/run"))
+        .into_iter()
+        .filter(|p| {
+            use std::os::unix::fs::FileTypeExt;
+            let t = std::fs::symlink_metadata(p).unwrap().file_type();
+            t.is_socket()
+                || t.is_fifo()
+                || t.is_symlink()
+                || p.extension().is_some_and(|e| e == "pid")
+        })
+        .collect();
+    assert!(leftovers.is_empty(), "left behind: {leftovers:?}");
+    assert!(
+        get(port, "jazz.localhost", "/").is_err(),
+        "nginx still answers"
+    );
+    ok(&backstage(&dir, &["down"]));
+}
+
+/// The worker pids `/whoami` of the home Gig answers from, over `n` requests.
+fn whoami_pids(port: u16, n: usize) -> std::collections::BTreeSet<u64> {
+    (0..n)
+        .map(|_| {
+            let (status, body) = get(port, "jazz.localhost", "/whoami").unwrap();
+            assert_eq!(status, 200, "{body}");
+            let who: serde_json::Value = serde_json::from_str(&body).unwrap();
+            who["pid"].as_u64().unwrap()
+        })
+        .collect()
+}
+
+/// Runs `during` while a client asks the home Gig for `/whoami` in a loop: (requests served,
+/// requests failed, what `during` returned).
+fn under_load<T>(port: u16, during: impl FnOnce() -> T) -> (usize, usize, T) {
     let stop = Arc::new(AtomicBool::new(false));
     let (served, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     let client = {
@@ -158,42 +272,25 @@ fn the_example_production_lives_and_dies() {
         })
     };
     std::thread::sleep(Duration::from_millis(300));
-    ok(&backstage(&dir, &["apply"]));
+    let result = during();
     std::thread::sleep(Duration::from_millis(300));
     stop.store(true, Ordering::Relaxed);
     client.join().unwrap();
-    assert!(served.load(Ordering::Relaxed) > 0);
-    assert_eq!(
+    (
+        served.load(Ordering::Relaxed),
         failed.load(Ordering::Relaxed),
-        0,
-        "requests failed during the re-booking"
-    );
-    let (_, body) = get(port, "jazz.localhost", "/whoami").unwrap();
-    assert!(body.contains("club-late"), "{body}");
-    assert!(
-        !dir.join(".backstage/vassals/backstage.jazzclub.club-a.ini")
-            .exists(),
-        "retired after the switch"
-    );
+        result,
+    )
+}
 
-    // down: nothing left running, no socket or pid file left behind.
-    let out = ok(&backstage(&dir, &["down"]));
-    assert!(out.contains("is down"), "{out}");
-    for pid in pids {
-        assert!(!pid_alive(pid), "process {pid} still runs after down");
-    }
-    let leftovers: Vec<PathBuf> = walk(&dir.join(".backstage/run"))
-        .into_iter()
-        .filter(|p| {
-            use std::os::unix::fs::FileTypeExt;
-            let t = std::fs::symlink_metadata(p).unwrap().file_type();
-            t.is_socket() || t.is_fifo() || p.extension().is_some_and(|e| e == "pid")
-        })
-        .collect();
-    assert!(leftovers.is_empty(), "left behind: {leftovers:?}");
-    assert!(
-        get(port, "jazz.localhost", "/").is_err(),
-        "nginx still answers"
-    );
-    ok(&backstage(&dir, &["down"]));
+/// The pids of processes whose command line contains `pattern`.
+fn procs(pattern: &str) -> std::collections::BTreeSet<u64> {
+    let out = Command::new("pgrep")
+        .args(["-f", pattern])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
 }

@@ -11,7 +11,7 @@ mod support;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-use support::{Club, get, ok, walk};
+use support::{Club, get, ok, vassals, walk};
 
 /// The example, minus the `club-late` Sess and its Gig, plus a slow Sess booked at `/slow`.
 fn changed(base: &str) -> String {
@@ -97,10 +97,7 @@ fn assert_changed(club: &Club, when: &str) {
         "{when}"
     );
     assert!(
-        !club
-            .dir
-            .join(".backstage/vassals/backstage.jazzclub.club-late.ini")
-            .exists(),
+        vassals(&club.dir, "club-late").is_empty(),
         "{when}: club-late retired"
     );
 }
@@ -170,9 +167,7 @@ fn concurrent_applies_a_rejected_nginx_config_and_twice_up_and_down() {
     let base = club.text.clone();
 
     // `up` again: the URLs, and nothing changed.
-    let vassal = club
-        .dir
-        .join(".backstage/vassals/backstage.jazzclub.club-a.ini");
+    let [vassal] = vassals(&club.dir, "club-a").try_into().unwrap();
     let before = std::fs::metadata(&vassal).unwrap().modified().unwrap();
     let out = ok(&club.run(&["up"]));
     assert!(

@@ -1,5 +1,6 @@
 //! `backstage sess start|stop|reload NAME` against a real uWSGI Emperor.
 
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
@@ -81,7 +82,9 @@ processes = 1
     )
     .unwrap();
     let production = Manifest::read(&manifest).unwrap().load().unwrap();
-    let vassal = production.vassal_file(&"hello-a".parse().unwrap());
+    let vassal = backstage_uwsgi::vassal::instance(&production, &"hello-a".parse().unwrap())
+        .unwrap()
+        .vassal;
 
     // An unknown name fails and names the closest Sess.
     let out = backstage(&manifest, &["sess", "start", "hello-b"]);
@@ -123,5 +126,14 @@ processes = 1
         .run_dir
         .as_path()
         .join("backstage.cli.hello-a.sock");
-    assert!(!socket.exists());
+    assert!(
+        fs::symlink_metadata(&socket).is_err(),
+        "the socket link is left"
+    );
+    let left: Vec<_> = fs::read_dir(production.layout.run_dir.as_path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n.to_string_lossy().starts_with("backstage.cli.hello-a"))
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
 }

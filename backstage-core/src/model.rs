@@ -10,8 +10,8 @@ use std::net::{IpAddr, SocketAddr};
 use serde::Serialize;
 
 use crate::values::{
-    Account, ApiUrl, ConfPath, EnvKey, IniValue, ListenAddr, Program, PyModule, ServerName, Slug,
-    Slugish, UrlPath, UrlPrefix, UwsgiOption, WsgiTarget,
+    Account, ApiUrl, ConfPath, EnvKey, IniValue, InstanceId, ListenAddr, Program, PyModule,
+    ServerName, Slug, Slugish, UrlPath, UrlPrefix, UwsgiOption, WsgiTarget,
 };
 
 /// Longest path the kernel accepts for a unix socket (`sun_path` is 108 bytes with its NUL).
@@ -231,38 +231,70 @@ impl Production {
         Slugish::new(&[&Slug::backstage(), &self.name, name], suffix)
     }
 
-    /// The uWSGI stats socket of a Sess.
-    pub fn stats_socket(&self, sess: &Slug) -> ConfPath {
-        self.layout
-            .run_dir
-            .join(&self.generated_name(sess, ".stats.sock"))
+    /// Whether the Sess listens on Backstage's default unix socket. Only such a Sess is
+    /// replaced blue/green when it changes: its socket path is a link Backstage moves to the new
+    /// copy, while an address the manifest fixes can only be reloaded in place.
+    pub fn has_default_socket(&self, sess: &Slug) -> bool {
+        matches!(
+            self.sess.get(sess).map(|s| &s.socket),
+            Some(SessSocket::Unix(p)) if *p == Self::default_socket(&self.layout, &self.name, sess)
+        )
     }
 
-    /// The master FIFO of a Sess.
-    pub fn master_fifo(&self, sess: &Slug) -> ConfPath {
-        self.layout
-            .run_dir
-            .join(&self.generated_name(sess, ".fifo"))
+    /// One copy of a Sess: `id` is `Some` for a Sess on the default socket (see
+    /// [`Production::has_default_socket`]), whose copies each get their own socket, stats
+    /// socket, FIFO, pid file and vassal; `None` for a Sess on an address the manifest fixes.
+    /// Works for a Sess no longer in the manifest too (its socket, then, is the default one).
+    pub fn instance(&self, sess: &Slug, id: Option<&InstanceId>) -> SessInstance {
+        let parts: [&Slug; 3] = [&Slug::backstage(), &self.name, sess];
+        let run = |suffix| {
+            self.layout
+                .run_dir
+                .join(&Slugish::with_instance(&parts, id, suffix))
+        };
+        let socket = match (id, self.sess.get(sess)) {
+            (None, Some(s)) => s.socket.clone(),
+            _ => SessSocket::Unix(run(".sock")),
+        };
+        SessInstance {
+            sess: sess.clone(),
+            id: id.cloned(),
+            vassal: self
+                .layout
+                .vassal_dir
+                .join(&Slugish::with_instance(&parts, id, ".ini")),
+            socket,
+            stats: run(".stats.sock"),
+            fifo: run(".fifo"),
+            pid_file: run(".pid"),
+        }
     }
 
-    /// The pid file of a Sess' master.
-    pub fn pid_file(&self, sess: &Slug) -> ConfPath {
-        self.layout.run_dir.join(&self.generated_name(sess, ".pid"))
+    /// The copy of a Sess a vassal file belongs to, from its name
+    /// (`backstage.<production>.<sess>[.<id>].ini`); `None` for any other name.
+    pub fn instance_of_vassal(&self, path: &std::path::Path) -> Option<SessInstance> {
+        let file = path.file_name()?.to_str()?;
+        let stem = file
+            .strip_prefix("backstage.")?
+            .strip_prefix(self.name.as_str())?
+            .strip_prefix('.')?
+            .strip_suffix(".ini")?;
+        let (sess, id) = match stem.split_once('.') {
+            Some((sess, id)) => (sess, Some(id.parse::<InstanceId>().ok()?)),
+            None => (stem, None),
+        };
+        let sess: Slug = sess.parse().ok()?;
+        let instance = self.instance(&sess, id.as_ref());
+        (instance.vassal.as_path() == path).then_some(instance)
     }
 
-    /// The log file of a Sess.
+    /// The log file of a Sess, shared by its copies.
     pub fn log_file(&self, sess: &Slug) -> ConfPath {
         self.layout.log_dir.join(&self.generated_name(sess, ".log"))
     }
 
-    /// The vassal file of a Sess.
-    pub fn vassal_file(&self, sess: &Slug) -> ConfPath {
-        self.layout
-            .vassal_dir
-            .join(&self.generated_name(sess, ".ini"))
-    }
-
-    /// The default unix socket of a Sess (`socket = "unix"`).
+    /// The default unix socket of a Sess (`socket = "unix"`). For a running Sess it is a
+    /// symlink to the socket of its current copy.
     pub fn default_socket(layout: &Layout, production: &Slug, sess: &Slug) -> ConfPath {
         layout.run_dir.join(&Slugish::new(
             &[&Slug::backstage(), production, sess],
@@ -272,12 +304,36 @@ impl Production {
 
     /// Every unix socket path a Sess uses, longest last (for the kernel's path limit).
     pub(crate) fn unix_paths_of(layout: &Layout, production: &Slug, sess: &Slug) -> [ConfPath; 2] {
-        let name = Slugish::new(&[&Slug::backstage(), production, sess], ".stats.sock");
+        let id: InstanceId = "00000000".parse().expect("a valid id");
+        let parts: [&Slug; 3] = [&Slug::backstage(), production, sess];
         [
             Self::default_socket(layout, production, sess),
-            layout.run_dir.join(&name),
+            layout
+                .run_dir
+                .join(&Slugish::with_instance(&parts, Some(&id), ".stats.sock")),
         ]
     }
+}
+
+/// One copy of a Sess as uWSGI runs it: its vassal and the files its master creates. See
+/// [`Production::instance`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SessInstance {
+    /// The Sess.
+    pub sess: Slug,
+    /// Which copy (`None`: the Sess' only one, on an address the manifest fixes).
+    pub id: Option<InstanceId>,
+    /// Its vassal file.
+    pub vassal: ConfPath,
+    /// Where this copy listens.
+    pub socket: SessSocket,
+    /// Its stats socket.
+    pub stats: ConfPath,
+    /// Its master FIFO.
+    pub fifo: ConfPath,
+    /// Its master's pid file.
+    pub pid_file: ConfPath,
 }
 
 impl Slug {

@@ -142,6 +142,11 @@ fn classify(production: &Production, path: &Path) -> (FileKind, String) {
         .strip_suffix(&format!(".{ext}"))
         .unwrap_or(stem)
         .to_owned();
+    if ext == "ini"
+        && let Some(instance) = production.instance_of_vassal(path)
+    {
+        return (FileKind::Vassal, instance.sess.to_string());
+    }
     let kind = match ext.as_str() {
         "ini" => FileKind::Vassal,
         "html" => FileKind::Page,
@@ -236,6 +241,28 @@ pub fn plan(production: &Production, desired: &[DesiredFile]) -> Result<Plan, Fi
             });
         }
     }
+    // A changed Sess on the default socket is a new copy beside the old one (blue/green).
+    let replaced: BTreeSet<String> = changes
+        .iter()
+        .filter(|c| c.kind == FileKind::Vassal && c.action == Action::Delete)
+        .map(|c| c.name.clone())
+        .collect();
+    for c in &mut changes {
+        if c.kind == FileKind::Vassal && replaced.contains(&c.name) {
+            match c.action {
+                Action::Create => {
+                    c.reason = format!(
+                        "`sess.{}` changed: a new copy starts beside the running one and takes over its socket once it answers",
+                        c.name
+                    );
+                }
+                Action::Delete if production.sess.contains_key(c.name.as_str()) => {
+                    c.reason = format!("the previous copy of `sess.{}`, retired once idle", c.name);
+                }
+                _ => {}
+            }
+        }
+    }
     changes.sort_by(|a, b| {
         (a.action == Action::Delete, a.kind, &a.file).cmp(&(
             b.action == Action::Delete,
@@ -263,7 +290,7 @@ mod tests {
         DesiredFile {
             kind: FileKind::Vassal,
             name: name.to_owned(),
-            path: p.vassal_file(&slug).as_path().to_owned(),
+            path: p.instance(&slug, None).vassal.as_path().to_owned(),
             content: format!("{}\n{body}\n", files::marker(&p.name)),
             origin: format!("sess.{name}"),
         }
@@ -302,6 +329,50 @@ mod tests {
         let c = plan(&p, std::slice::from_ref(&a)).unwrap().changes;
         let del = c.iter().find(|c| c.action == Action::Delete).unwrap();
         assert_eq!((del.kind, del.name.as_str()), (FileKind::Vassal, "b"));
+    }
+
+    #[test]
+    fn a_changed_copy_plans_as_a_new_copy_beside_the_old_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = "[production]\nname = \"jazz\"\n[acts.club]\nroot = \"club\"\n\
+                    wsgi = \"club.wsgi:application\"\n[stages.local]\nvirtualenv = \"venv\"\n\
+                    [sess.a]\nact = \"club\"\nstage = \"local\"\n";
+        let p = Manifest::from_source(
+            dir.path().join("backstage.toml"),
+            dir.path().to_owned(),
+            text.to_owned(),
+        )
+        .parse()
+        .unwrap();
+        let slug: crate::values::Slug = "a".parse().unwrap();
+        let copy = |id: &str, body: &str| DesiredFile {
+            kind: FileKind::Vassal,
+            name: "a".to_owned(),
+            path: p
+                .instance(&slug, Some(&id.parse().unwrap()))
+                .vassal
+                .as_path()
+                .to_owned(),
+            content: format!("{}\n{body}\n", files::marker(&p.name)),
+            origin: "sess.a".to_owned(),
+        };
+        let old = copy("00000001", "one");
+        files::write_atomic(&old.path, old.content.as_bytes(), &p.name).unwrap();
+        let c = plan(&p, &[copy("00000002", "two")]).unwrap().changes;
+        assert_eq!(
+            c.iter()
+                .map(|c| (c.action, c.name.as_str()))
+                .collect::<Vec<_>>(),
+            [(Action::Create, "a"), (Action::Delete, "a")]
+        );
+        assert!(
+            c[0].reason
+                .contains("a new copy starts beside the running one"),
+            "{}",
+            c[0].reason
+        );
+        assert_eq!(c[1].file, old.path);
+        assert!(c[1].reason.contains("previous copy"), "{}", c[1].reason);
     }
 
     #[test]

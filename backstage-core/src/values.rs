@@ -454,9 +454,71 @@ impl Slugish {
         Slugish(s)
     }
 
+    /// [`Slugish::new`] with an instance id between the parts and the suffix.
+    pub fn with_instance(parts: &[&Slug], id: Option<&InstanceId>, suffix: &'static str) -> Self {
+        let mut s = Self::new(parts, "");
+        if let Some(id) = id {
+            s.0.push('.');
+            s.0.push_str(id.as_str());
+        }
+        s.0.push_str(suffix);
+        s
+    }
+
     /// The name.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+/// Which copy of a Sess a vassal runs: the first eight hex digits of the SHA-256 of what the
+/// vassal says. A Sess whose settings change gets a new id, so its new copy can start beside the
+/// running one (blue/green); an unchanged Sess keeps its id and is never touched.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct InstanceId(String);
+
+impl InstanceId {
+    /// How many hex digits an id has.
+    pub const LEN: usize = 8;
+
+    /// The id of a vassal whose instance-independent content is `content`.
+    pub fn of_content(content: &[u8]) -> InstanceId {
+        use sha2::{Digest, Sha256};
+        use std::fmt::Write as _;
+        let hash = Sha256::digest(content);
+        let mut s = String::with_capacity(Self::LEN);
+        for b in &hash[..Self::LEN / 2] {
+            let _ = write!(s, "{b:02x}");
+        }
+        InstanceId(s)
+    }
+
+    /// The id.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for InstanceId {
+    type Err = ValueError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.len() == Self::LEN
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
+            Ok(InstanceId(s.to_owned()))
+        } else {
+            Err(ValueError::Shape(
+                "an instance id is eight lowercase hex digits",
+            ))
+        }
+    }
+}
+
+impl fmt::Display for InstanceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
     }
 }
 

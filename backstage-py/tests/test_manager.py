@@ -195,6 +195,25 @@ def test_the_example_production_goes_up_and_down(example_copy: Path) -> None:
         assert who.status == 200, who.body
         assert b'"club-late"' in who.body
 
+        # a broken change to a serving Sess: ApplyError names it and carries its log, and its
+        # running copy, never touched, keeps answering
+        text = example_copy.read_text(encoding="utf-8")
+        broken = text.replace(
+            '[sess.club-late]\nact = "club"',
+            '[acts.broken]\nroot = "club"\nwsgi = "club.wsgi:application"\n'
+            'settings = "club.nosuchsettings"\n\n[sess.club-late]\nact = "broken"',
+        )
+        assert broken != text
+        example_copy.write_text(broken, encoding="utf-8")
+        with pytest.raises(ApplyError) as failed:
+            Production.load(example_copy).apply(health_timeout=20.0)
+        assert failed.value.sess == "club-late"
+        assert any("nosuchsettings" in line for line in failed.value.log_tail), failed.value
+        example_copy.write_text(text, encoding="utf-8")
+        assert production.plan() == []
+        who = backstage.request(str(sockets[0]), "/whoami", headers={"Host": "jazz.localhost"})
+        assert who.status == 200, who.body
+
     finally:
         production.down()
     assert {s.state for s in production.status().sess} == {"stopped"}

@@ -41,8 +41,8 @@ pub struct Emperor {
     vassal_dir: PathBuf,
     run_dir: PathBuf,
     log_dir: PathBuf,
-    /// Each Sess' runtime artefacts.
-    sess: Vec<SessRuntime>,
+    /// The Production, to find every copy of its Sess.
+    production: Production,
     /// The child when this process started it, so it can be reaped (a zombie looks alive).
     child: Option<Child>,
 }
@@ -66,11 +66,7 @@ impl Emperor {
             vassal_dir: layout.vassal_dir.as_path().to_owned(),
             run_dir: layout.run_dir.as_path().to_owned(),
             log_dir: layout.log_dir.as_path().to_owned(),
-            sess: production
-                .sess
-                .keys()
-                .map(|n| SessRuntime::of(production, n))
-                .collect(),
+            production: production.clone(),
             child: None,
         })
     }
@@ -129,7 +125,7 @@ impl Emperor {
             // its orphaned vassals exit on their own once they notice. Starting new ones before
             // that would let an old master's `vacuum` unlink a new master's socket.
             self.wait_for_orphans(Duration::from_secs(10));
-            self.remove_leftovers()?;
+            self.remove_leftovers(false)?;
             let _ = fs::remove_file(&pid_file);
         }
         let log = self.log_file();
@@ -202,7 +198,7 @@ impl Emperor {
             let alive = self.alive();
             if alive.is_empty() {
                 let _ = fs::remove_file(self.pid_file());
-                return self.remove_leftovers();
+                return self.remove_leftovers(true);
             }
             if Instant::now() > deadline {
                 return Err(Error::EmperorStop {
@@ -228,17 +224,30 @@ impl Emperor {
 
     /// The live vassal masters of this Production.
     fn vassal_masters(&self) -> Vec<(String, i32)> {
-        self.sess
+        SessRuntime::copies(&self.production)
             .iter()
-            .filter_map(|r| r.live_master().map(|pid| (r.name.clone(), pid)))
+            .filter_map(|r| r.live_master().map(|pid| (r.sess.to_string(), pid)))
             .collect()
     }
 
-    /// Removes the runtime files of every Sess whose master is gone.
-    fn remove_leftovers(&self) -> Result<(), Error> {
-        for r in &self.sess {
+    /// Removes the runtime files of every copy whose master is gone; with `links`, also the
+    /// socket links of Sess none of whose copies runs (`stop`: nothing of the Production is
+    /// left; `start` keeps them, the copies about to start answer behind them).
+    fn remove_leftovers(&self, links: bool) -> Result<(), Error> {
+        let copies = SessRuntime::copies(&self.production);
+        for r in &copies {
             if r.live_master().is_none() {
                 r.remove_leftovers()?;
+            }
+        }
+        if links {
+            for r in &copies {
+                if copies
+                    .iter()
+                    .all(|c| c.sess != r.sess || c.live_master().is_none())
+                {
+                    r.remove_link(&self.production)?;
+                }
             }
         }
         Ok(())
@@ -295,20 +304,60 @@ pub(crate) fn pid_alive(pid: i32) -> bool {
     }
 }
 
-/// The last `n` lines of a log file (at most its last 64 KiB are read).
+/// The last `n` lines of a log file, request-log lines left out (at most its last MiB is read:
+/// a copy serving under load writes a lot of request log between the lines that matter).
 pub fn log_tail(path: &Path, n: usize) -> Vec<String> {
     use std::io::{Read, Seek, SeekFrom};
     let Ok(mut f) = fs::File::open(path) else {
         return Vec::new();
     };
     let len = f.metadata().map_or(0, |m| m.len());
-    let _ = f.seek(SeekFrom::Start(len.saturating_sub(64 * 1024)));
+    let _ = f.seek(SeekFrom::Start(len.saturating_sub(1024 * 1024)));
     let mut buf = Vec::new();
     let _ = f.read_to_end(&mut buf);
     let text = String::from_utf8_lossy(&buf);
-    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !is_request_log(l))
+        .collect();
     lines[lines.len().saturating_sub(n)..]
         .iter()
         .map(|l| (*l).to_owned())
         .collect()
+}
+
+/// Whether a log line is uWSGI's request log (`[pid: 12|app: 0|req: 3/9] 127.0.0.1 () {…} GET /
+/// => generated …`, with `memory-report` preceded by `{address space usage: …}`): it says
+/// nothing about a failure, and a copy still serving would fill a log tail with it.
+fn is_request_log(line: &str) -> bool {
+    line.contains("[pid: ") && line.contains("|app: ") && line.contains("|req: ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_log_tail_leaves_out_the_request_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("s.log");
+        fs::write(
+            &log,
+            "Traceback (most recent call last):\n\
+             ModuleNotFoundError: No module named 'club.nosuchsettings'\n\
+             {address space usage: 85684224 bytes/81MB} {rss usage: 34717696 bytes/33MB} \
+             [pid: 6898|app: 0|req: 837/2590] 127.0.0.1 () {28 vars in 334 bytes} \
+             [Sat Nov 21 19:36:04 2026] GET /whoami => generated 95 bytes in 0 msecs\n\
+             [pid: 6898|app: 0|req: 838/2591] 127.0.0.1 () {28 vars in 334 bytes} GET /\n\n",
+        )
+        .unwrap();
+        assert_eq!(
+            log_tail(&log, 5),
+            [
+                "Traceback (most recent call last):",
+                "ModuleNotFoundError: No module named 'club.nosuchsettings'"
+            ]
+        );
+        assert!(log_tail(&dir.path().join("missing.log"), 5).is_empty());
+    }
 }

@@ -11,14 +11,16 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use std::os::unix::fs::FileTypeExt as _;
+
 use backstage_core::values::Slug;
-use backstage_core::{Production, SessSocket, files};
+use backstage_core::{Production, SessInstance, SessSocket, files};
 use serde::Serialize;
 
 use crate::emperor::{log_tail, pid_alive, read_pid};
 use crate::error::{Error, io_err};
 use crate::stats::{self, Stats, WorkerStats};
-use crate::vassal::{find_sess, render_vassal};
+use crate::vassal::{find_sess, instance, render_vassal};
 
 /// Lines of a Sess' log shown with a failure.
 const LOG_TAIL_LINES: usize = 20;
@@ -36,6 +38,8 @@ pub enum Placement {
     Reloaded,
     /// The file was already as wanted: nothing was touched.
     Unchanged,
+    /// A copy with other settings is placed and was left running: `apply` replaces it.
+    Outdated,
 }
 
 /// The state of a Sess (`status --json`'s `state`, `workers`, `requests`, `rss_bytes`).
@@ -114,10 +118,20 @@ impl SessState {
 }
 
 /// Starts, stops, reloads and inspects the Sess of one Production.
+///
+/// A Sess on Backstage's default socket runs as copies (see
+/// [`Production::instance`](backstage_core::Production::instance)): each copy has its own
+/// vassal and socket, and the Sess' socket path is a symlink to the copy that serves. The
+/// Production Manager starts a changed Sess' new copy beside the old one, moves the link once
+/// the new copy answers, and retires the old one when it is idle.
 #[derive(Debug, Clone)]
 pub struct StageManager<'p> {
     production: &'p Production,
 }
+
+/// How long after its socket link moved away a copy is given before it counts as drained: a
+/// `connect(2)` that resolved the old link just before it moved lands in its queue meanwhile.
+const DRAIN_SETTLE: Duration = Duration::from_secs(1);
 
 impl<'p> StageManager<'p> {
     /// The Stage Manager of a Production.
@@ -125,42 +139,188 @@ impl<'p> StageManager<'p> {
         StageManager { production }
     }
 
-    /// Places the Sess' vassal: creates it, or rewrites and reloads it when its content
-    /// changed; an unchanged vassal is not touched.
+    /// The copy of a Sess the manifest implies.
+    pub fn wanted(&self, name: &str) -> Result<SessInstance, Error> {
+        let (slug, _) = find_sess(self.production, name)?;
+        instance(self.production, slug)
+    }
+
+    /// Every copy of the Sess whose vassal (ours) is placed, the wanted one first. Works for a
+    /// Sess no longer in the manifest too.
+    pub fn placed(&self, name: &Slug) -> Result<Vec<SessInstance>, Error> {
+        let dir = self.production.layout.vassal_dir.as_path();
+        let entries = match fs::read_dir(dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io_err("list", dir)(e)),
+        };
+        let wanted = self.wanted(name.as_str()).ok();
+        let mut found: Vec<SessInstance> = entries
+            .filter_map(Result::ok)
+            .filter_map(|e| self.production.instance_of_vassal(&e.path()))
+            .filter(|i| i.sess == *name)
+            .filter(|i| {
+                files::read_if_exists(i.vassal.as_path())
+                    .ok()
+                    .flatten()
+                    .is_some_and(|c| files::is_ours(&c, &self.production.name))
+            })
+            .collect();
+        found.sort_by_key(|i| (Some(i) != wanted.as_ref(), i.id.clone()));
+        Ok(found)
+    }
+
+    /// The copy that speaks for the Sess: the wanted one when placed, else one that is.
+    pub fn current(&self, name: &str) -> Result<SessInstance, Error> {
+        let (slug, _) = find_sess(self.production, name)?;
+        Ok(match self.placed(slug)?.into_iter().next() {
+            Some(i) => i,
+            None => self.wanted(name)?,
+        })
+    }
+
+    /// Places the Sess' wanted copy when no copy is placed (and points its socket link at
+    /// it). A placed copy is left alone: when its settings are outdated, `apply` replaces it
+    /// blue/green.
     pub fn start(&self, name: &str) -> Result<Placement, Error> {
-        self.place(name, false)
+        let (slug, _) = find_sess(self.production, name)?;
+        let desired = render_vassal(self.production, slug)?;
+        let wanted = self.wanted(name)?;
+        let placed = self.placed(slug)?;
+        let production = &self.production.name;
+        let placement = match placed.first() {
+            None => {
+                files::write_atomic(&desired.path, desired.content.as_bytes(), production)?;
+                Placement::Created
+            }
+            Some(first) if *first != wanted => Placement::Outdated,
+            Some(_) => match files::read_if_exists(&desired.path)? {
+                // The wanted copy is placed but was edited: restore it (the Emperor reloads it).
+                Some(old) if old != desired.content.as_bytes() => {
+                    let when = next_mtime(Some(mtime(&desired.path)?));
+                    files::write_atomic_at(
+                        &desired.path,
+                        desired.content.as_bytes(),
+                        production,
+                        Some(when),
+                    )?;
+                    Placement::Reloaded
+                }
+                _ => Placement::Unchanged,
+            },
+        };
+        if placement != Placement::Outdated {
+            self.link(&wanted)?;
+        }
+        Ok(placement)
     }
 
-    /// Reloads the Sess: rewrites its vassal if it changed, and moves its mtime either way.
-    /// A Sess that was not placed is started.
+    /// Reloads the Sess in place: every placed copy's vassal gets a newer mtime and the Emperor
+    /// reloads it gracefully (new code, same settings). A Sess with no copy placed is started.
     pub fn reload(&self, name: &str) -> Result<Placement, Error> {
-        self.place(name, true)
+        let (slug, _) = find_sess(self.production, name)?;
+        let placed = self.placed(slug)?;
+        if placed.is_empty() {
+            return self.start(name);
+        }
+        for copy in &placed {
+            let path = copy.vassal.as_path();
+            bump_mtime(path, Some(mtime(path)?))?;
+        }
+        Ok(Placement::Reloaded)
     }
 
-    /// Removes the Sess' vassal; the Emperor stops it. `Ok(false)` when it was not placed.
+    /// Stops the Sess: removes every copy's vassal, and the Emperor stops them. `Ok(false)` when
+    /// no copy was placed.
     pub fn stop(&self, name: &str) -> Result<bool, Error> {
-        let (name, _) = find_sess(self.production, name)?;
-        let path = self.production.vassal_file(name);
-        Ok(files::remove_ours(path.as_path(), &self.production.name)?)
+        let (slug, _) = find_sess(self.production, name)?;
+        let placed = self.placed(slug)?;
+        for copy in &placed {
+            self.retire(copy)?;
+        }
+        Ok(!placed.is_empty())
     }
 
-    /// Waits until the Sess' master has exited (after [`Self::stop`]), then removes the
-    /// runtime files it left: uWSGI's `vacuum` skips a unix socket the master inherited across
-    /// a reload ("changed inode. Skip removal"), so a reloaded Sess leaves its socket behind.
-    ///
-    /// Works for a retired Sess too (one no longer in the manifest), by its name.
+    /// Removes a copy's vassal: the Emperor stops it at its next scan of the directory (every
+    /// 3 s). (Asking the master for a graceful shutdown on its FIFO as well was tried: when the
+    /// Emperor's stop arrives during that shutdown, uWSGI 2.0's master sometimes never exits.)
+    pub fn retire(&self, copy: &SessInstance) -> Result<(), Error> {
+        files::remove_ours(copy.vassal.as_path(), &self.production.name)?;
+        Ok(())
+    }
+
+    /// Points the Sess' socket path at this copy's socket (a symlink, replaced atomically), so
+    /// every new connection reaches it. Nothing to do for a Sess on a fixed address.
+    pub fn link(&self, copy: &SessInstance) -> Result<(), Error> {
+        let Some((link, target)) = socket_link(self.production, copy) else {
+            return Ok(());
+        };
+        if fs::read_link(&link).is_ok_and(|t| t == target) {
+            return Ok(());
+        }
+        if let Ok(m) = fs::symlink_metadata(&link)
+            && !m.file_type().is_symlink()
+            && !m.file_type().is_socket()
+        {
+            return Err(files::FileError::NotOurs {
+                path: link,
+                production: self.production.name.to_string(),
+            }
+            .into());
+        }
+        ensure_run_dir(self.production)?;
+        let tmp = files::temp_name(&link);
+        let _ = fs::remove_file(&tmp);
+        std::os::unix::fs::symlink(&target, &tmp).map_err(io_err("create link", &tmp))?;
+        fs::rename(&tmp, &link).map_err(io_err("rename link", &link))?;
+        Ok(())
+    }
+
+    /// Waits until a copy that no longer has the socket link serves nothing: a settling
+    /// second, then every worker idle and nothing queued, twice in a row. A copy that stopped
+    /// answering is drained too.
+    pub fn drain(&self, copy: &SessInstance, timeout: Duration) -> Result<(), Error> {
+        std::thread::sleep(DRAIN_SETTLE);
+        let deadline = Instant::now() + timeout;
+        let mut quiet = 0;
+        while quiet < 2 && Instant::now() < deadline {
+            match stats::read_unix_blocking(copy.stats.as_path(), STATS_TIMEOUT) {
+                Ok(s) if s.listen_queue > 0 || s.workers.iter().any(|w| w.status.is_busy()) => {
+                    quiet = 0;
+                }
+                _ => quiet += 1,
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(())
+    }
+
+    /// Waits until every copy of the Sess has exited (after [`Self::stop`]), then removes what
+    /// they left, the Sess' socket link included. Works for a Sess no longer in the manifest.
     pub fn wait_stopped(&self, name: &str, timeout: Duration) -> Result<(), Error> {
         let name: Slug = match find_sess(self.production, name) {
             Ok((slug, _)) => slug.clone(),
             Err(e) => name.parse().map_err(|_| e)?,
         };
-        let name = &name;
-        let runtime = SessRuntime::of(self.production, name);
+        for copy in SessRuntime::copies(self.production)
+            .into_iter()
+            .filter(|r| r.sess == name)
+        {
+            self.wait_copy_stopped(&copy.instance, timeout)?;
+        }
+        remove_link(self.production, &name)
+    }
+
+    /// Waits until one copy's master has exited, then removes the runtime files it left:
+    /// uWSGI's `vacuum` skips a unix socket the master inherited across a reload ("changed
+    /// inode. Skip removal"), so a reloaded copy leaves its socket behind.
+    pub fn wait_copy_stopped(&self, copy: &SessInstance, timeout: Duration) -> Result<(), Error> {
+        let runtime = SessRuntime::of(self.production, copy);
         let deadline = Instant::now() + timeout;
         while let Some(pid) = runtime.live_master() {
             if Instant::now() > deadline {
                 return Err(Error::SessStop {
-                    sess: name.to_string(),
+                    sess: copy.sess.to_string(),
                     pid,
                     seconds: timeout.as_secs(),
                 });
@@ -170,81 +330,49 @@ impl<'p> StageManager<'p> {
         runtime.remove_leftovers()
     }
 
-    fn place(&self, name: &str, touch: bool) -> Result<Placement, Error> {
-        let (name, _) = find_sess(self.production, name)?;
-        let desired = render_vassal(self.production, name)?;
-        let path = desired.path.as_path();
-        let production = &self.production.name;
-        let existing = files::read_if_exists(path)?;
-        let previous_mtime = match &existing {
-            Some(_) => Some(mtime(path)?),
-            None => None,
-        };
-        match existing {
-            None => {
-                files::write_atomic(path, desired.content.as_bytes(), production)?;
-                Ok(Placement::Created)
-            }
-            Some(old) if old == desired.content.as_bytes() => {
-                if !touch {
-                    return Ok(Placement::Unchanged);
-                }
-                if !files::is_ours(&old, production) {
-                    return Err(files::FileError::NotOurs {
-                        path: path.to_owned(),
-                        production: production.to_string(),
-                    }
-                    .into());
-                }
-                bump_mtime(path, previous_mtime)?;
-                Ok(Placement::Reloaded)
-            }
-            Some(_) => {
-                // The new content arrives with its final mtime: the Emperor reloads once.
-                let when = next_mtime(previous_mtime);
-                files::write_atomic_at(path, desired.content.as_bytes(), production, Some(when))?;
-                Ok(Placement::Reloaded)
-            }
-        }
+    /// The Sess' state now: that of [`Self::current`]. `emperor_running` says whether an
+    /// Emperor serves the vassal dir (user mode:
+    /// [`Emperor::is_running`](crate::emperor::Emperor::is_running); system mode: the system
+    /// service's state).
+    pub fn state(&self, name: &str, emperor_running: bool) -> Result<SessState, Error> {
+        Ok(self.copy_state(&self.current(name)?, emperor_running))
     }
 
-    /// The Sess' state now. `emperor_running` says whether an Emperor serves the vassal dir
-    /// (user mode: [`Emperor::is_running`](crate::emperor::Emperor::is_running); system mode:
-    /// the system service's state).
-    pub fn state(&self, name: &str, emperor_running: bool) -> Result<SessState, Error> {
-        let (name, _) = find_sess(self.production, name)?;
-        let placed = self.production.vassal_file(name).as_path().exists();
+    /// One copy's state now.
+    pub fn copy_state(&self, copy: &SessInstance, emperor_running: bool) -> SessState {
+        let placed = copy.vassal.as_path().exists();
         let stats = if placed && emperor_running {
             // Any failure counts as "its stats socket does not answer".
-            stats::read_unix_blocking(self.production.stats_socket(name).as_path(), STATS_TIMEOUT)
-                .ok()
+            stats::read_unix_blocking(copy.stats.as_path(), STATS_TIMEOUT).ok()
         } else {
             None
         };
-        let tail = log_tail(self.production.log_file(name).as_path(), LOG_TAIL_LINES);
-        Ok(SessState::assess(
-            placed,
-            emperor_running,
-            stats.as_ref(),
-            tail,
-        ))
+        match SessState::assess(placed, emperor_running, stats.as_ref(), Vec::new()) {
+            SessState::Failed { reason, .. } => SessState::Failed {
+                reason,
+                log_tail: log_tail(
+                    self.production.log_file(&copy.sess).as_path(),
+                    LOG_TAIL_LINES,
+                ),
+            },
+            other => other,
+        }
     }
 
-    /// Polls the Sess' state until it runs, its app visibly fails to load (uWSGI logs
+    /// Polls a copy's state until it runs, its app visibly fails to load (uWSGI logs
     /// `no app loaded. GAME OVER` after this call began: an older failure in the log does not
     /// count), or `timeout` passed; returns the last state seen.
-    pub fn wait_running(
+    pub fn wait_copy_running(
         &self,
-        name: &str,
+        copy: &SessInstance,
         emperor_running: bool,
         timeout: Duration,
-    ) -> Result<SessState, Error> {
-        let (slug, _) = find_sess(self.production, name)?;
-        let log = self.production.log_file(slug);
+    ) -> SessState {
+        let log = self.production.log_file(&copy.sess);
         let mark = fs::metadata(log.as_path()).map_or(0, |m| m.len());
         let deadline = Instant::now() + timeout;
         loop {
-            let state = self.state(name, emperor_running)?;
+            let state = self.copy_state(copy, emperor_running);
             let gave_up = match &state {
                 SessState::Running { .. } | SessState::Stopped => true,
                 SessState::Failed { .. } => {
@@ -252,10 +380,20 @@ impl<'p> StageManager<'p> {
                 }
             };
             if gave_up || Instant::now() > deadline {
-                return Ok(state);
+                return state;
             }
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// [`Self::wait_copy_running`] for the Sess' current copy.
+    pub fn wait_running(
+        &self,
+        name: &str,
+        emperor_running: bool,
+        timeout: Duration,
+    ) -> Result<SessState, Error> {
+        Ok(self.wait_copy_running(&self.current(name)?, emperor_running, timeout))
     }
 
     /// The log file of a Sess (its failures' tracebacks land there).
@@ -264,40 +402,116 @@ impl<'p> StageManager<'p> {
     }
 }
 
-/// The runtime artefacts of one Sess: its master's pid file and process name, and the files
-/// it creates under the run dir.
+/// Creates the run dir if missing: user mode only for this user (as the Emperor makes it),
+/// system mode searchable by nginx's group too (the sockets themselves are `660`).
+pub fn ensure_run_dir(production: &Production) -> Result<(), Error> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    let dir = production.layout.run_dir.as_path();
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(match production.mode {
+            backstage_core::Mode::User => 0o700,
+            backstage_core::Mode::System => 0o755,
+        })
+        .create(dir)
+        .map_err(io_err("create directory", dir))
+}
+
+/// The Sess' socket link and the copy socket it should point at, for a copy with an id.
+fn socket_link(production: &Production, copy: &SessInstance) -> Option<(PathBuf, PathBuf)> {
+    let (Some(_), SessSocket::Unix(target)) = (&copy.id, &copy.socket) else {
+        return None;
+    };
+    let link = Production::default_socket(&production.layout, &production.name, &copy.sess);
+    Some((link.as_path().to_owned(), target.as_path().to_owned()))
+}
+
+/// Removes a Sess' socket link (never anything else at that path but a stale socket).
+fn remove_link(production: &Production, sess: &Slug) -> Result<(), Error> {
+    let link = Production::default_socket(&production.layout, &production.name, sess);
+    let path = link.as_path();
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() || m.file_type().is_socket() => {
+            fs::remove_file(path).map_err(io_err("remove", path))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The runtime artefacts of one copy of a Sess: its master's pid file and process name, and
+/// the files it creates under the run dir.
 #[derive(Debug, Clone)]
 pub(crate) struct SessRuntime {
-    pub(crate) name: String,
+    pub(crate) sess: Slug,
+    pub(crate) instance: SessInstance,
     /// `backstage.<production>.<sess> `: the prefix of its processes' names.
     procname: String,
     pid_file: PathBuf,
-    /// Socket (when unix), stats socket, master FIFO.
+    /// Socket (when it is the copy's own unix socket), stats socket, master FIFO.
     files: Vec<PathBuf>,
 }
 
 impl SessRuntime {
-    pub(crate) fn of(production: &Production, name: &Slug) -> SessRuntime {
+    pub(crate) fn of(production: &Production, copy: &SessInstance) -> SessRuntime {
         let mut files = vec![
-            production.stats_socket(name).as_path().to_owned(),
-            production.master_fifo(name).as_path().to_owned(),
+            copy.stats.as_path().to_owned(),
+            copy.fifo.as_path().to_owned(),
         ];
-        match production.sess.get(name).map(|s| &s.socket) {
-            Some(SessSocket::Unix(path)) => files.push(path.as_path().to_owned()),
-            Some(SessSocket::Tcp(_)) => {}
-            // A retired Sess: its socket, if it had the default one.
-            None => files.push(
-                Production::default_socket(&production.layout, &production.name, name)
-                    .as_path()
-                    .to_owned(),
-            ),
+        // The socket of an id-less copy of a Sess now on the default socket is the Sess' link.
+        if let SessSocket::Unix(path) = &copy.socket
+            && !(copy.id.is_none() && production.has_default_socket(&copy.sess))
+        {
+            files.push(path.as_path().to_owned());
         }
         SessRuntime {
-            name: name.to_string(),
-            procname: format!("{} ", production.generated_name(name, "").as_str()),
-            pid_file: production.pid_file(name).as_path().to_owned(),
+            sess: copy.sess.clone(),
+            instance: copy.clone(),
+            procname: format!("{} ", production.generated_name(&copy.sess, "").as_str()),
+            pid_file: copy.pid_file.as_path().to_owned(),
             files,
         }
+    }
+
+    /// Every copy of every Sess that may run or have left files: the manifest's wanted
+    /// copies, plus any copy whose vassal is placed or whose pid file is in the run dir.
+    pub(crate) fn copies(production: &Production) -> Vec<SessRuntime> {
+        let mut copies: Vec<SessInstance> = production
+            .sess
+            .keys()
+            .filter_map(|n| instance(production, n).ok())
+            .collect();
+        let vassals = fs::read_dir(production.layout.vassal_dir.as_path())
+            .into_iter()
+            .flatten()
+            .filter_map(Result::ok)
+            .filter_map(|e| production.instance_of_vassal(&e.path()));
+        // A runtime file names its copy as a vassal would: `<stem>.pid` for `<stem>.ini`. The
+        // FIFO counts too: `vacuum` never removes it, so it outlives a copy's pid file.
+        let pids = fs::read_dir(production.layout.run_dir.as_path())
+            .into_iter()
+            .flatten()
+            .filter_map(Result::ok)
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                let stem = [".pid", ".fifo", ".stats.sock"]
+                    .iter()
+                    .find_map(|suffix| name.strip_suffix(suffix))?;
+                let vassal = production
+                    .layout
+                    .vassal_dir
+                    .as_path()
+                    .join(format!("{stem}.ini"));
+                production.instance_of_vassal(&vassal)
+            });
+        for copy in vassals.chain(pids) {
+            if !copies.contains(&copy) {
+                copies.push(copy);
+            }
+        }
+        copies
+            .iter()
+            .map(|c| SessRuntime::of(production, c))
+            .collect()
     }
 
     /// The pid of its live master: its pid file names a live process whose command line
@@ -321,6 +535,11 @@ impl SessRuntime {
             }
         }
         Ok(())
+    }
+
+    /// Removes the Sess' socket link: call when none of its copies runs.
+    pub(crate) fn remove_link(&self, production: &Production) -> Result<(), Error> {
+        remove_link(production, &self.sess)
     }
 }
 

@@ -9,8 +9,10 @@
 
 use std::fmt::Write as _;
 
-use backstage_core::values::{ConfPath, Slug};
-use backstage_core::{DesiredFile, FileKind, Mode, Production, Sess, SessSocket, files};
+use backstage_core::values::{ConfPath, InstanceId, Slug};
+use backstage_core::{
+    DesiredFile, FileKind, Mode, Production, Sess, SessInstance, SessSocket, files,
+};
 
 use crate::error::Error;
 
@@ -47,9 +49,33 @@ pub fn find_sess<'p>(
         })
 }
 
-/// Renders the vassal file of one Sess.
+/// Renders the vassal file of one Sess: the copy the manifest implies (see [`instance`]).
 pub fn render_vassal(production: &Production, name: &Slug) -> Result<DesiredFile, Error> {
-    let (name, sess) = find_sess(production, name.as_str())?;
+    let instance = instance(production, name)?;
+    let content = render_content(production, &instance)?;
+    Ok(DesiredFile {
+        kind: FileKind::Vassal,
+        name: instance.sess.to_string(),
+        path: instance.vassal.as_path().to_owned(),
+        content,
+        origin: format!("sess.{}", instance.sess),
+    })
+}
+
+/// The copy of a Sess the manifest implies. A Sess on the default socket gets an id from its
+/// vassal's content rendered without one, so the id changes exactly when the vassal would.
+pub fn instance(production: &Production, name: &Slug) -> Result<SessInstance, Error> {
+    let (name, _) = find_sess(production, name.as_str())?;
+    let bare = production.instance(name, None);
+    if !production.has_default_socket(name) {
+        return Ok(bare);
+    }
+    let id = InstanceId::of_content(render_content(production, &bare)?.as_bytes());
+    Ok(production.instance(name, Some(&id)))
+}
+
+fn render_content(production: &Production, instance: &SessInstance) -> Result<String, Error> {
+    let (name, sess) = find_sess(production, instance.sess.as_str())?;
     let act = &production.acts[&sess.act];
     let stage = &production.stages[&sess.stage];
     let mut w = IniWriter {
@@ -78,7 +104,7 @@ pub fn render_vassal(production: &Production, name: &Slug) -> Result<DesiredFile
     w.set("virtualenv", stage.virtualenv.as_str())?;
     w.set("processes", &sess.processes.to_string())?;
     w.set("threads", &sess.threads.to_string())?;
-    match &sess.socket {
+    match &instance.socket {
         SessSocket::Unix(path) => {
             w.path("socket", path)?;
             // Never world-writable: nginx reaches it through its group in system mode; in user
@@ -91,9 +117,9 @@ pub fn render_vassal(production: &Production, name: &Slug) -> Result<DesiredFile
         }
         SessSocket::Tcp(addr) => w.set("socket", &addr.to_string())?,
     }
-    w.path("stats", &production.stats_socket(name))?;
-    w.path("master-fifo", &production.master_fifo(name))?;
-    w.path("pidfile", &production.pid_file(name))?;
+    w.path("stats", &instance.stats)?;
+    w.path("master-fifo", &instance.fifo)?;
+    w.path("pidfile", &instance.pid_file)?;
     w.path("logto", &production.log_file(name))?;
     w.env("BACKSTAGE_PRODUCTION", production.name.as_str())?;
     w.env("BACKSTAGE_SESS", name.as_str())?;
@@ -132,13 +158,7 @@ pub fn render_vassal(production: &Production, name: &Slug) -> Result<DesiredFile
         let _ = writeln!(content, "set-placeholder = {LEFT_PAREN_PLACEHOLDER}=(");
     }
     content.push_str(&w.body);
-    Ok(DesiredFile {
-        kind: FileKind::Vassal,
-        name: name.to_string(),
-        path: production.vassal_file(name).as_path().to_owned(),
-        content,
-        origin: format!("sess.{name}"),
-    })
+    Ok(content)
 }
 
 struct IniWriter<'a> {

@@ -298,9 +298,19 @@ fn sess_lifecycle_through_a_real_emperor() {
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
+    let probe = backstage_uwsgi::vassal::instance(&p, &"probe".parse().unwrap()).unwrap();
+    assert!(
+        probe.id.is_some(),
+        "a Sess on the default socket runs as a copy with an id"
+    );
     assert_eq!(
         names,
-        ["backstage.t.probe.ini"],
+        [probe
+            .vassal
+            .as_path()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()],
         "only the placed vassal, no temp file"
     );
     let content = std::fs::read(vassal_dir.join(&names[0])).unwrap();
@@ -325,8 +335,14 @@ fn sess_lifecycle_through_a_real_emperor() {
     let probe_socket = socket_of(&p, "probe").0;
     guard.0.stop(WAIT).unwrap();
     assert!(!guard.0.is_running());
-    assert!(!probe_socket.exists());
-    assert!(!p.pid_file(&"probe".parse().unwrap()).as_path().exists());
+    assert!(std::fs::symlink_metadata(&probe_socket).is_err());
+    assert!(!probe.pid_file.as_path().exists());
+    let left: Vec<_> = std::fs::read_dir(p.layout.run_dir.as_path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n.to_string_lossy().starts_with("backstage.t.probe"))
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
 }
 
 struct SessSocketPath(PathBuf);

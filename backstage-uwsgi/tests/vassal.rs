@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use backstage_core::{Manifest, Production};
-use backstage_uwsgi::vassal::{render_vassal, render_vassals};
+use backstage_uwsgi::vassal::{instance, render_vassal, render_vassals};
 
 fn production(text: &str) -> Production {
     let manifest = Manifest::from_source(
@@ -67,10 +67,28 @@ fn user_mode_vassals() {
         std::fs::write(&file, &f.content).unwrap();
         assert_eq!(uwsgi_get(&support::uwsgi_bin(), &file, "master"), "true");
     }
+    // club-a is on the default socket: a copy with an id (the hash of what its vassal says);
+    // club-tcp's address is fixed, so it has one copy, reloaded in place.
+    let a = instance(&p, &"club-a".parse().unwrap()).unwrap();
+    let id = a.id.expect("an id");
     assert_eq!(
         files[0].path,
-        PathBuf::from("/srv/jazz/.backstage/vassals/backstage.jazzclub.club-a.ini")
+        PathBuf::from(format!(
+            "/srv/jazz/.backstage/vassals/backstage.jazzclub.club-a.{id}.ini"
+        ))
     );
+    assert!(files[0].content.contains(&format!(
+        "socket = /srv/jazz/.backstage/run/backstage.jazzclub.club-a.{id}.sock\n"
+    )));
+    assert_eq!(
+        files[1].path,
+        PathBuf::from("/srv/jazz/.backstage/vassals/backstage.jazzclub.club-tcp.ini")
+    );
+    // The same manifest gives the same id; a changed setting, another one.
+    assert_eq!(render_vassals(&production(USER)).unwrap(), files);
+    let changed = production(&USER.replacen("processes = 2", "processes = 5", 1));
+    let b = instance(&changed, &"club-a".parse().unwrap()).unwrap();
+    assert_ne!(b.id.as_ref(), Some(&id));
 }
 
 #[test]
@@ -96,9 +114,15 @@ gid = "www-data"
     let p = production(text);
     let f = render_vassal(&p, &"club-a".parse().unwrap()).unwrap();
     assert!(f.content.contains("chmod-socket = 660\n"));
+    let id = instance(&p, &"club-a".parse().unwrap())
+        .unwrap()
+        .id
+        .unwrap();
     assert_eq!(
         f.path,
-        PathBuf::from("/etc/uwsgi-emperor/vassals/backstage.jazzclub.club-a.ini")
+        PathBuf::from(format!(
+            "/etc/uwsgi-emperor/vassals/backstage.jazzclub.club-a.{id}.ini"
+        ))
     );
     insta::assert_snapshot!("system_club-a", f.content);
     // Real uWSGI accepts every key under `strict`.
@@ -172,9 +196,13 @@ extra = {{ "procname-append" = '{tricky}', "procname-master" = "100% master" }}
     assert_eq!(uwsgi_get(&uwsgi, &file, "chdir"), "/srv/jazz/club");
     assert_eq!(uwsgi_get(&uwsgi, &file, "module"), "club.wsgi:application");
     assert_eq!(uwsgi_get(&uwsgi, &file, "processes"), "2");
+    let id = instance(&p, &"club-a".parse().unwrap())
+        .unwrap()
+        .id
+        .unwrap();
     assert_eq!(
         uwsgi_get(&uwsgi, &file, "stats"),
-        "/srv/jazz/.backstage/run/backstage.jazzclub.club-a.stats.sock"
+        format!("/srv/jazz/.backstage/run/backstage.jazzclub.club-a.{id}.stats.sock")
     );
     // `--get env` shows the first `env` line only; the running-app test checks the rest.
     assert_eq!(

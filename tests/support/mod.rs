@@ -172,3 +172,18 @@ impl Club {
         backstage(&self.down.0, args)
     }
 }
+
+/// The vassal files of a Sess' copies.
+pub fn vassals(dir: &std::path::Path, sess: &str) -> Vec<PathBuf> {
+    let prefix = format!("backstage.jazzclub.{sess}.");
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir.join(".backstage/vassals"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy();
+            name.starts_with(&prefix) && name.ends_with(".ini")
+        })
+        .collect();
+    found.sort();
+    found
+}
