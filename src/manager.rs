@@ -24,10 +24,10 @@ use backstage_core::files::FileError;
 use backstage_core::journal::{ApplyLock, Journal, JournalError, Recovered};
 use backstage_core::plan::{self as core_plan, Action, Applied, Plan};
 use backstage_core::values::{ListenAddr, Slug};
-use backstage_core::{DesiredFile, FileKind, Mode, Production, SessInstance, SessSocket};
+use backstage_core::{DesiredFile, FileKind, Mode, Production, SessInstance};
 use backstage_nginx::{NginxBinary, UserNginx};
 use backstage_uwsgi::emperor::{Emperor, log_tail};
-use backstage_uwsgi::stage_manager::{SessState, StageManager, next_mtime};
+use backstage_uwsgi::stage_manager::{SessState, StageManager, next_mtime, socket_link};
 use backstage_uwsgi::stage_set::{self, Progress};
 use backstage_uwsgi::{Client, Request, Target};
 use serde::Serialize;
@@ -504,15 +504,6 @@ fn copy_of(production: &Production, file: &Path) -> Result<SessInstance, Manager
         })
 }
 
-/// A Sess' socket link and the socket of `copy` it should point at (copies with an id only).
-fn socket_link(production: &Production, copy: &SessInstance) -> Option<(PathBuf, PathBuf)> {
-    let (Some(_), SessSocket::Unix(target)) = (&copy.id, &copy.socket) else {
-        return None;
-    };
-    let link = Production::default_socket(&production.layout, &production.name, &copy.sess);
-    Some((link.as_path().to_owned(), target.as_path().to_owned()))
-}
-
 /// The content `desired` holds for `path` (every planned create or update is desired).
 fn content_of<'d>(desired: &'d [DesiredFile], path: &Path) -> &'d [u8] {
     desired
@@ -543,13 +534,7 @@ fn host_for(production: &Production, sess: &Slug) -> String {
 
 fn target_of(production: &Production, sess: &Slug) -> Option<Target> {
     let s = production.sess.get(sess)?;
-    Some(match &s.socket {
-        SessSocket::Unix(p) => Target::Unix(p.as_path().to_owned()),
-        SessSocket::Tcp(a) => Target::Tcp {
-            host: a.ip().to_string(),
-            port: a.port(),
-        },
-    })
+    Some(Target::from(&s.socket))
 }
 
 /// Waits until none of a reloaded copy's workers is one of `old_workers` (the Emperor has
@@ -623,13 +608,7 @@ fn health_check(
         SessState::Failed { reason, .. } => return Err(unhealthy(reason)),
         SessState::Stopped => return Err(unhealthy("it is not running".into())),
     }
-    let target = match &copy.socket {
-        SessSocket::Unix(p) => Target::Unix(p.as_path().to_owned()),
-        SessSocket::Tcp(a) => Target::Tcp {
-            host: a.ip().to_string(),
-            port: a.port(),
-        },
-    };
+    let target = Target::from(&copy.socket);
     let host = host_for(production, slug);
     let runtime = runtime()?;
     let mut last = String::from("no answer");

@@ -8,7 +8,6 @@
 //! `/etc/uwsgi-emperor/vassals` (or the manifest's `vassal_dir`) and Backstage never runs one.
 
 use std::fs::{self, OpenOptions};
-use std::os::unix::fs::DirBuilderExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -114,11 +113,7 @@ impl Emperor {
             fs::create_dir_all(dir).map_err(io_err("create directory", dir))?;
         }
         // Sockets, stats sockets and FIFOs live here: only this user may reach them.
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&self.run_dir)
-            .map_err(io_err("create directory", &self.run_dir))?;
+        crate::stage_manager::ensure_run_dir(&self.production)?;
         let pid_file = self.pid_file();
         if pid_file.exists() {
             // The Emperor died without stopping (SIGKILL, a crash): its pid file is stale, and

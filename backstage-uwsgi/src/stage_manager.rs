@@ -418,7 +418,7 @@ pub fn ensure_run_dir(production: &Production) -> Result<(), Error> {
 }
 
 /// The Sess' socket link and the copy socket it should point at, for a copy with an id.
-fn socket_link(production: &Production, copy: &SessInstance) -> Option<(PathBuf, PathBuf)> {
+pub fn socket_link(production: &Production, copy: &SessInstance) -> Option<(PathBuf, PathBuf)> {
     let (Some(_), SessSocket::Unix(target)) = (&copy.id, &copy.socket) else {
         return None;
     };

@@ -54,6 +54,18 @@ impl FromStr for Target {
     }
 }
 
+impl From<&backstage_core::SessSocket> for Target {
+    fn from(socket: &backstage_core::SessSocket) -> Target {
+        match socket {
+            backstage_core::SessSocket::Unix(p) => Target::Unix(p.as_path().to_owned()),
+            backstage_core::SessSocket::Tcp(a) => Target::Tcp {
+                host: a.ip().to_string(),
+                port: a.port(),
+            },
+        }
+    }
+}
+
 impl fmt::Display for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
