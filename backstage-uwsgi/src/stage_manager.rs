@@ -111,10 +111,27 @@ impl SessState {
         SessState::Running {
             workers: u32::try_from(live.len()).unwrap_or(u32::MAX),
             requests: live.iter().map(|(_, w)| w.requests).sum(),
-            rss_bytes: live.iter().map(|(_, w)| w.rss).sum(),
+            rss_bytes: live.iter().map(|&(pid, w)| worker_rss(pid, w)).sum(),
             pids: live.iter().map(|&(pid, _)| pid).collect(),
         }
     }
+}
+
+/// A worker's resident memory in bytes: what uWSGI reported when it runs with `memory-report`
+/// (Backstage's vassals do not: it costs a `/proc` read per request), otherwise read from
+/// `/proc/PID/statm` at the time of asking; 0 when neither is known (the worker has gone, or
+/// `/proc` hides other users' processes).
+fn worker_rss(pid: u32, worker: &WorkerStats) -> u64 {
+    if worker.rss > 0 {
+        return worker.rss;
+    }
+    i32::try_from(pid)
+        .ok()
+        .and_then(|pid| procfs::process::Process::new(pid).ok())
+        .and_then(|process| process.statm().ok())
+        .map_or(0, |statm| {
+            statm.resident.saturating_mul(procfs::page_size())
+        })
 }
 
 /// Starts, stops, reloads and inspects the Sess of one Production.
@@ -620,6 +637,16 @@ mod tests {
             SessState::assess(true, false, None, vec![]),
             SessState::Stopped
         );
+        // A worker uWSGI reports no memory for (no `memory-report`): read from /proc.
+        let me = std::process::id();
+        let unreported = Stats {
+            workers: vec![w(i64::from(me), 1, 0)],
+            ..Stats::default()
+        };
+        match SessState::assess(true, true, Some(&unreported), vec![]) {
+            SessState::Running { rss_bytes, .. } => assert!(rss_bytes > 0, "read from /proc"),
+            other => panic!("not running: {other:?}"),
+        }
         let failed = SessState::assess(true, true, None, vec!["boom".into()]);
         assert_eq!(failed.name(), "failed");
         let json = serde_json::to_value(&failed).unwrap();

@@ -71,7 +71,9 @@ impl Stats {
         self.workers.iter().map(|w| w.requests).sum()
     }
 
-    /// Resident memory of all workers, in bytes (0 unless uWSGI runs with `memory-report`).
+    /// Resident memory of all workers as uWSGI reports it, in bytes (0 unless it runs with
+    /// `memory-report`, which Backstage's vassals do not: [`SessState`](crate::stage_manager::SessState) reads
+    /// `/proc` instead).
     pub fn rss_bytes(&self) -> u64 {
         self.workers.iter().map(|w| w.rss).sum()
     }
