@@ -915,8 +915,21 @@ pub fn up(
         })?;
     }
     if !production.sess.is_empty() {
+        let mut emperor = Emperor::for_production(production)?;
+        if !emperor.is_running() {
+            // After a `down` every vassal is still placed: an Emperor started over them would
+            // start every Sess at once. Cleared, apply writes them back a batch at a time.
+            let cleared = StageManager::new(production).unplace_all()?;
+            if !cleared.is_empty() {
+                progress(Event::Step(format!(
+                    "took {} placed vassal{} out: apply puts them back a batch at a time",
+                    cleared.len(),
+                    if cleared.len() == 1 { "" } else { "s" }
+                )));
+            }
+        }
         progress(Event::Step("starting the uWSGI Emperor".into()));
-        Emperor::for_production(production)?.start()?;
+        emperor.start()?;
     }
     let apply = apply(production, options, progress)?;
     // Sess whose vassals were already in place before the Emperor started were not checked by

@@ -253,4 +253,24 @@ fn concurrent_applies_a_rejected_nginx_config_and_twice_up_and_down() {
     assert!(get(club.port, "jazz.localhost", "/").is_err());
     let out = ok(&club.run(&["down"]));
     assert!(out.contains("is down"), "{out}");
+
+    // up after down: the vassals `down` left are taken out and put back by apply, a batch at a
+    // time (the Emperor would otherwise start them all at once), the same files as before.
+    let placed: Vec<(std::path::PathBuf, Vec<u8>)> = walk(&club.dir.join(".backstage/vassals"))
+        .into_iter()
+        .map(|p| {
+            let bytes = std::fs::read(&p).unwrap();
+            (p, bytes)
+        })
+        .collect();
+    assert_eq!(placed.len(), 3, "{placed:?}");
+    let out = club.run(&["up"]);
+    ok(&out);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("took 3 placed vassals out"), "{err}");
+    for (path, bytes) in &placed {
+        assert_eq!(&std::fs::read(path).unwrap(), bytes, "{}", path.display());
+    }
+    assert_base(&club, "up after down");
+    ok(&club.run(&["down"]));
 }

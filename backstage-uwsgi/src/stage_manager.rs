@@ -258,6 +258,36 @@ impl<'p> StageManager<'p> {
         Ok(!placed.is_empty())
     }
 
+    /// Removes every placed vassal of this Production (ours only, whether its Sess is still in
+    /// the manifest or not) and returns the copies removed. For when no Emperor runs: an
+    /// Emperor started over a hundred placed vassals starts them all at once, so `up` clears
+    /// them first and lets `apply` write them back (rendered from the manifest, so the same
+    /// files) a batch at a time, each batch health-checked.
+    pub fn unplace_all(&self) -> Result<Vec<SessInstance>, Error> {
+        let dir = self.production.layout.vassal_dir.as_path();
+        let entries = match fs::read_dir(dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io_err("list", dir)(e)),
+        };
+        let mut removed = Vec::new();
+        for copy in entries
+            .filter_map(Result::ok)
+            .filter_map(|e| self.production.instance_of_vassal(&e.path()))
+        {
+            let ours = files::read_if_exists(copy.vassal.as_path())
+                .ok()
+                .flatten()
+                .is_some_and(|c| files::is_ours(&c, &self.production.name));
+            if ours {
+                self.retire(&copy)?;
+                removed.push(copy);
+            }
+        }
+        removed.sort_by(|a, b| (&a.sess, &a.id).cmp(&(&b.sess, &b.id)));
+        Ok(removed)
+    }
+
     /// Removes a copy's vassal: the Emperor stops it at its next scan of the directory (every
     /// 3 s). (Asking the master for a graceful shutdown on its FIFO as well was tried: when the
     /// Emperor's stop arrives during that shutdown, uWSGI 2.0's master sometimes never exits.)
