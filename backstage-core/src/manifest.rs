@@ -21,8 +21,9 @@ use crate::model::{
 };
 use crate::problem::{Problem, TomlPath};
 use crate::values::{
-    Account, ApiUrl, ConfPath, EnvKey, IniValue, ListenAddr, Program, PyModule, ServerName, Slug,
-    SocketSpec, UrlPath, UrlPrefix, UwsgiOption, ValueError, WsgiTarget, parse_ip,
+    Account, ApiUrl, BodySize, ConfPath, EnvKey, IniValue, ListenAddr, Program, PyModule,
+    ServerName, Slug, SocketSpec, UrlPath, UrlPrefix, UwsgiOption, ValueError, WsgiTarget,
+    parse_ip,
 };
 
 /// The manifest's file name.
@@ -444,7 +445,7 @@ const SESS_KEYS: &[&str] = &[
     "gid",
     "extra",
 ];
-const VENUE_KEYS: &[&str] = &["server_names", "listen", "tls", "zone"];
+const VENUE_KEYS: &[&str] = &["server_names", "listen", "tls", "zone", "max_body_size"];
 const TLS_KEYS: &[&str] = &["cert", "key", "listen"];
 const GIG_KEYS: &[&str] = &["venue", "sess", "path"];
 const PRODUCER_KEYS: &[&str] = &["api_url", "api_key", "api_key_env", "address", "ttl"];
@@ -1194,6 +1195,10 @@ fn venue(
             }
         }
     };
+    let max_body_size = match t.get("max_body_size") {
+        None => Some(BodySize::DEFAULT),
+        Some((v, p)) => ck.parsed::<BodySize>(&p, v, "request body size"),
+    };
     t.finish(ck, VENUE_KEYS);
     let names = names?;
     let listens = listens?;
@@ -1236,6 +1241,7 @@ fn venue(
             listen: listens.iter().map(|(l, _, _)| *l).collect(),
             tls: tls?,
             zone: zone?,
+            max_body_size: max_body_size?,
         },
         names: names.into_iter().map(|(_, s, p)| (s, p)).collect(),
         listens: listens.into_iter().map(|(_, s, p)| (s, p)).collect(),

@@ -10,8 +10,8 @@ use std::net::{IpAddr, SocketAddr};
 use serde::Serialize;
 
 use crate::values::{
-    Account, ApiUrl, ConfPath, EnvKey, IniValue, InstanceId, ListenAddr, Program, PyModule,
-    ServerName, Slug, Slugish, UrlPath, UrlPrefix, UwsgiOption, WsgiTarget,
+    Account, ApiUrl, BodySize, ConfPath, EnvKey, IniValue, InstanceId, ListenAddr, Program,
+    PyModule, ServerName, Slug, Slugish, UrlPath, UrlPrefix, UwsgiOption, WsgiTarget,
 };
 
 /// Longest path the kernel accepts for a unix socket (`sun_path` is 108 bytes with its NUL).
@@ -179,6 +179,8 @@ pub struct Venue {
     pub tls: Option<Tls>,
     /// The DNS zone its names belong to (for the Producer), when set explicitly.
     pub zone: Option<ServerName>,
+    /// The largest request body nginx accepts (`client_max_body_size`; default `64m`).
+    pub max_body_size: BodySize,
 }
 
 /// A Gig: an Act booked at a Venue, playing one or more Sess.

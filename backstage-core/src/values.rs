@@ -1240,3 +1240,96 @@ mod tests {
         assert!(e.starts_with("character `\\n` at byte 1"), "{e}");
     }
 }
+
+/// The largest request body nginx accepts for a Venue (`client_max_body_size`), in nginx's
+/// size syntax: a number of bytes, or of kibibytes, mebibytes or gibibytes with a `k`, `m` or
+/// `g` suffix (`64m`). `0` means no limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct BodySize {
+    number: u64,
+    unit: Option<char>,
+}
+
+impl BodySize {
+    /// nginx's default for a Venue that does not set it: large enough for ordinary uploads,
+    /// small enough that one client cannot fill the disk with a single request.
+    pub const DEFAULT: BodySize = BodySize {
+        number: 64,
+        unit: Some('m'),
+    };
+
+    /// The size in bytes (0: no limit).
+    pub fn bytes(&self) -> u64 {
+        // Cannot overflow: `from_str` checked it.
+        self.number << unit_shift(self.unit)
+    }
+}
+
+/// log2 of a size unit's bytes.
+fn unit_shift(unit: Option<char>) -> u32 {
+    match unit {
+        None => 0,
+        Some('k') => 10,
+        Some('m') => 20,
+        Some(_) => 30,
+    }
+}
+
+impl Default for BodySize {
+    fn default() -> Self {
+        BodySize::DEFAULT
+    }
+}
+
+impl fmt::Display for BodySize {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.number)?;
+        match self.unit {
+            Some(u) => write!(f, "{u}"),
+            None => Ok(()),
+        }
+    }
+}
+
+impl FromStr for BodySize {
+    type Err = ValueError;
+    fn from_str(s: &str) -> Result<Self, ValueError> {
+        const SHAPE: &str = "expected a number of bytes with an optional `k`, `m` or `g` suffix (`64m`), or `0` for no limit";
+        if s.is_empty() {
+            return Err(ValueError::Empty);
+        }
+        let (digits, unit) = match s.char_indices().last() {
+            Some((i, c)) if matches!(c, 'k' | 'K' | 'm' | 'M' | 'g' | 'G') => {
+                (&s[..i], Some(c.to_ascii_lowercase()))
+            }
+            _ => (s, None),
+        };
+        if let Some((index, ch)) = digits.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+            return Err(ValueError::BadChar {
+                what: "character",
+                ch,
+                index,
+                why: SHAPE,
+            });
+        }
+        if digits.is_empty() {
+            return Err(ValueError::Shape(SHAPE));
+        }
+        let size = BodySize {
+            number: digits.parse().map_err(|_| ValueError::Shape(SHAPE))?,
+            unit,
+        };
+        // nginx keeps sizes in an off_t: a signed 64-bit count of bytes.
+        if size.number > (i64::MAX as u64) >> unit_shift(unit) {
+            return Err(ValueError::Shape("larger than nginx can count (8 EiB)"));
+        }
+        Ok(size)
+    }
+}
+
+impl TryFrom<String> for BodySize {
+    type Error = ValueError;
+    fn try_from(value: String) -> Result<Self, ValueError> {
+        value.parse()
+    }
+}

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use backstage_core::Manifest;
-use backstage_core::values::{ServerName, Slug, UrlPath};
+use backstage_core::values::{BodySize, ServerName, Slug, UrlPath};
 use proptest::prelude::*;
 
 const EXAMPLE: &str = include_str!("../../examples/jazzclub/backstage.toml");
@@ -95,12 +95,36 @@ proptest! {
             s.parse::<ServerName>().ok().map(|v| v.to_string()),
             s.parse::<UrlPath>().ok().map(|v| v.to_string()),
             s.parse::<Slug>().ok().map(|v| v.to_string()),
+            s.parse::<BodySize>().ok().map(|v| v.to_string()),
         ];
         for v in accepted.into_iter().flatten() {
             prop_assert!(
                 !v.contains(|c: char| ";{}\"'#$\\\n\r ".contains(c) || c.is_control()),
                 "{v:?}"
             );
+        }
+    }
+
+    #[test]
+    fn body_sizes_round_trip(n in 0u64..100_000_000, unit in "[kKmMgG]?") {
+        let written = format!("{n}{unit}");
+        let size: BodySize = written.parse().unwrap();
+        prop_assert_eq!(size.to_string(), written.to_ascii_lowercase());
+        let shift = match unit.to_ascii_lowercase().as_str() {
+            "" => 0,
+            "k" => 10,
+            "m" => 20,
+            _ => 30,
+        };
+        prop_assert_eq!(size.bytes(), n << shift);
+    }
+
+    #[test]
+    fn any_body_size_text_parses_or_is_rejected_without_panic(s in "[0-9kmgKMG. -]{0,24}|.{0,24}") {
+        if let Ok(size) = s.parse::<BodySize>() {
+            // What nginx reads back: digits and at most one unit, never more than it can count.
+            prop_assert!(size.to_string().trim_end_matches(['k', 'm', 'g']).bytes().all(|b| b.is_ascii_digit()));
+            prop_assert!(i64::try_from(size.bytes()).is_ok());
         }
     }
 }

@@ -55,7 +55,5 @@ pub use enable::{disable_site, enable_site, enabled_link};
 pub use error::Error;
 pub use foreign::{ForeignSite, check_foreign, foreign_server_names};
 pub use reload::{Reloaded, children, master_pid, reload};
-pub use render::{
-    MAX_BODY_SIZE, RenderOptions, UserNginx, WorkerUser, render, render_with, site_path,
-};
+pub use render::{RenderOptions, UserNginx, WorkerUser, render, render_with, site_path};
 pub use validate::{NGINX_ENV, NginxBinary, validate};

@@ -10,10 +10,6 @@ use serde::Serialize;
 
 use crate::error::Error;
 
-/// `client_max_body_size` of every Venue: large enough for ordinary uploads, small enough
-/// that a stray client cannot fill the disk through the body temp path.
-pub const MAX_BODY_SIZE: &str = "64m";
-
 static TEMPLATES: LazyLock<tera::Tera> = LazyLock::new(|| {
     let mut t = tera::Tera::default();
     t.autoescape_on(vec![]);
@@ -414,7 +410,7 @@ struct SiteCtx<'a> {
     servers: Vec<ServerCtx>,
     tls: Option<TlsCtx<'a>>,
     redirect_port: String,
-    max_body_size: &'static str,
+    max_body_size: String,
     closed: bool,
     closed_page: String,
     statics: Vec<StaticCtx<'a>>,
@@ -623,7 +619,7 @@ fn render_site(
             key: t.key.as_str(),
         }),
         redirect_port,
-        max_body_size: MAX_BODY_SIZE,
+        max_body_size: venue.max_body_size.to_string(),
         closed: gigs.is_empty(),
         closed_page: closed_page(venue),
         statics,

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use backstage_core::{Production, SessSocket};
 use backstage_nginx::{UserNginx, reload, render, validate};
-use common::{body, club_dir, get, load, nginx, place, start_nginx, uwsgi};
+use common::{body, club_dir, get, load, nginx, place, post, start_nginx, uwsgi};
 
 fn manifest(dir: &Path, port: u16) -> String {
     let club = club_dir();
@@ -40,6 +40,7 @@ stage = "local"
 [venues.jazz]
 server_names = ["jazz.localhost"]
 listen = ["127.0.0.1:{port}"]
+max_body_size = "4k"
 
 [venues.blues]
 server_names = ["blues.localhost"]
@@ -115,6 +116,18 @@ fn requests_through_real_nginx_to_real_uwsgi() {
     let (status, resp) = get(port, "jazz.localhost", "/late?x=1");
     assert_eq!(status, 301, "{resp}");
     assert!(resp.contains("/late/?x=1\r\n"), "{resp}");
+
+    // The Venue's body limit: nginx refuses a larger body itself; a smaller one reaches Django.
+    let (status, resp) = post(port, "jazz.localhost", "/late/whoami", Some((4097, b"")));
+    assert_eq!(status, 413, "{resp}");
+    let (status, resp) = post(
+        port,
+        "jazz.localhost",
+        "/late/whoami",
+        Some((4096, &[b'x'; 4096])),
+    );
+    assert_ne!(status, 413, "{resp}");
+    assert!(status < 500, "{resp}");
 
     // A static file served by nginx itself, with long cache headers; no escape by off-by-slash.
     let (status, resp) = get(port, "jazz.localhost", "/static/music/style.css");

@@ -172,13 +172,31 @@ pub fn start_nginx(production: &Production, log: &Path) -> Running {
 
 /// A plain HTTP/1.0 GET; returns the status and the whole response (headers and body).
 pub fn get(port: u16, host: &str, path: &str) -> (u16, String) {
+    post(port, host, path, None)
+}
+
+/// A POST announcing a body of `length` bytes and sending `body` (which may be shorter: nginx
+/// refuses a body over `client_max_body_size` from its `Content-Length` alone), or a GET when
+/// `body` is `None`.
+pub fn post(port: u16, host: &str, path: &str, body: Option<(usize, &[u8])>) -> (u16, String) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.0\r\nHost: {host}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
+    match body {
+        None => write!(
+            s,
+            "GET {path} HTTP/1.0\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap(),
+        Some((length, bytes)) => {
+            write!(
+                s,
+                "POST {path} HTTP/1.0\r\nHost: {host}\r\nConnection: close\r\n\
+                 Content-Type: application/octet-stream\r\nContent-Length: {length}\r\n\r\n"
+            )
+            .unwrap();
+            s.write_all(bytes).unwrap();
+        }
+    }
     let mut buf = Vec::new();
     s.read_to_end(&mut buf).unwrap();
     let text = String::from_utf8_lossy(&buf).into_owned();
