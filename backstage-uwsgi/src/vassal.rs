@@ -93,8 +93,9 @@ fn render_content(production: &Production, instance: &SessInstance) -> Result<St
     w.set("die-on-term", "true")?;
     // Django runs one application per process; sub-interpreters only cost memory.
     w.set("single-interpreter", "true")?;
-    // No `memory-report`: it reads /proc/self/statm after every request (about 6 % of the
+    // No `memory-report`: it reads /proc/self/statm after every request (about 9 % of the
     // example's throughput); `backstage status` reads the workers' memory from /proc instead.
+
     // Names the processes after the Sess, so `ps` shows whose they are.
     let procname = production.generated_name(name, "");
     w.set("procname-prefix-spaced", procname.as_str())?;
