@@ -16,7 +16,7 @@ const KEY_VAR: &str = "BACKSTAGE_TEST_PDNS_KEY";
 fn need(path: &str) {
     assert!(
         Path::new(path).exists() || which(path),
-        "`{path}` is missing: run `scripts/test-deps` (installs pdns-server, pdns-backend-sqlite3, dnsutils, sqlite3)"
+        "`{path}` is missing: run `scripts/test-deps` (installs pdns-server, pdns-backend-sqlite3, dnsutils, sqlite3, openssl, nginx)"
     );
 }
 
@@ -214,14 +214,25 @@ impl Production {
     }
 
     fn dns(&self, key: &str, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_backstage"))
+        self.dns_trusting(key, args, None)
+    }
+
+    /// `dns` with `SSL_CERT_FILE` set to `ca` (or, with `None`, neither it nor `SSL_CERT_DIR`:
+    /// the system's trusted certificates).
+    fn dns_trusting(&self, key: &str, args: &[&str], ca: Option<&Path>) -> Output {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_backstage"));
+        command
             .arg("dns")
             .args(args)
             .arg("-f")
             .arg(self.manifest())
             .env(KEY_VAR, key)
-            .output()
-            .unwrap()
+            .env_remove("SSL_CERT_FILE")
+            .env_remove("SSL_CERT_DIR");
+        if let Some(ca) = ca {
+            command.env("SSL_CERT_FILE", ca);
+        }
+        command.output().unwrap()
     }
 }
 
@@ -419,6 +430,138 @@ fn a_wrong_key_is_a_clear_error_and_never_printed() {
     assert!(!stderr.contains(wrong) && !stdout.contains(wrong));
     // Nothing was changed: the right key now finds everything still to do.
     assert_eq!(changes(&prod.dns(&pdns.key, &["plan", "--json"])).len(), 5);
+}
+
+/// Real nginx terminating TLS in front of PowerDNS' webserver, with a certificate for
+/// 127.0.0.1 issued by a throwaway CA (made with the `openssl` command). Stopped on drop.
+struct TlsProxy {
+    child: Child,
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl TlsProxy {
+    fn start(api_port: u16) -> TlsProxy {
+        need("openssl");
+        need("/usr/sbin/nginx");
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(
+            d.join("leaf.ext"),
+            "subjectAltName=IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\n\
+             extendedKeyUsage=serverAuth\n",
+        )
+        .unwrap();
+        let ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
+        for command in [
+            format!(
+                "req -x509 {ec} -keyout ca.key -out ca.pem -days 2 -subj /CN=backstage-test-CA"
+            ),
+            format!("req {ec} -keyout leaf.key -out leaf.csr -subj /CN=127.0.0.1"),
+            "x509 -req -in leaf.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
+             -extfile leaf.ext -out leaf.pem"
+                .to_owned(),
+        ] {
+            let out = Command::new("openssl")
+                .args(command.split_whitespace())
+                .current_dir(d)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "openssl {command}: {out:?}");
+        }
+        let port = free_port();
+        let temp = |name: &str| format!("{name}_temp_path {}/{name};", d.display());
+        std::fs::write(
+            d.join("nginx.conf"),
+            format!(
+                "daemon off;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\nevents {{}}\n\
+                 http {{\n access_log off;\n {}\n {}\n {}\n {}\n {}\n\
+                 server {{\n  listen 127.0.0.1:{port} ssl;\n  ssl_certificate {d}/leaf.pem;\n\
+                 ssl_certificate_key {d}/leaf.key;\n\
+                 location / {{ proxy_pass http://127.0.0.1:{api_port}; }}\n }}\n}}\n",
+                temp("client_body"),
+                temp("proxy"),
+                temp("fastcgi"),
+                temp("uwsgi"),
+                temp("scgi"),
+                d = d.display(),
+            ),
+        )
+        .unwrap();
+        let child = Command::new("/usr/sbin/nginx")
+            .arg("-p")
+            .arg(d)
+            .arg("-c")
+            .arg(d.join("nginx.conf"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut proxy = TlsProxy { child, dir, port };
+        for _ in 0..200 {
+            if let Ok(Some(status)) = proxy.child.try_wait() {
+                panic!(
+                    "nginx exited with {status}: {}",
+                    std::fs::read_to_string(proxy.dir.path().join("error.log")).unwrap_or_default()
+                );
+            }
+            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return proxy;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("nginx did not listen on {port}");
+    }
+
+    fn ca(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+}
+
+impl Drop for TlsProxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn an_https_api_is_spoken_with_its_certificate_verified() {
+    let pdns = Pdns::start();
+    let proxy = TlsProxy::start(pdns.api_port);
+    let https = format!("https://127.0.0.1:{}", proxy.port);
+    let prod = Production::new(VENUES, &https, r#""192.0.2.10""#);
+
+    // The system does not trust the test CA (or has no CA store at all): refused before any
+    // request, and said why.
+    let out = prod.dns_trusting(&pdns.key, &["plan"], None);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains(&format!("TLS with the PowerDNS API at `{https}")),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(&pdns.key), "{stderr}");
+
+    // Trusting the CA through SSL_CERT_FILE: plan, apply, and the names resolve.
+    let plan = changes(&prod.dns_trusting(&pdns.key, &["plan", "--json"], Some(&proxy.ca())));
+    assert!(!plan.is_empty());
+    let out = prod.dns_trusting(&pdns.key, &["apply"], Some(&proxy.ca()));
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(pdns.resolve("jazz.example.com", "A"), ["192.0.2.10"]);
+    let again = changes(&prod.dns_trusting(&pdns.key, &["plan", "--json"], Some(&proxy.ca())));
+    assert!(again.is_empty(), "{again:?}");
+
+    // The certificate names 127.0.0.1, not `localhost`: refused even with the CA trusted.
+    let by_name = Production::new(
+        VENUES,
+        &format!("https://localhost:{}", proxy.port),
+        r#""192.0.2.10""#,
+    );
+    let out = by_name.dns_trusting(&pdns.key, &["plan"], Some(&proxy.ca()));
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("not valid for name"), "{stderr}");
 }
 
 #[test]

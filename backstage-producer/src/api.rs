@@ -1,8 +1,9 @@
-//! A small async client for the PowerDNS Authoritative HTTP API (plain HTTP, on tokio).
+//! A small async client for the PowerDNS Authoritative HTTP API (HTTP or HTTPS, on tokio).
 //!
 //! Only what the Producer needs: list zones, read one zone's rrsets, create a zone, and
 //! `PATCH` a zone's rrsets (atomic per zone on the server's side).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use http_body_util::{BodyExt, Full, Limited};
@@ -10,7 +11,10 @@ use hyper::body::Bytes;
 use hyper::header::{CONTENT_TYPE, HOST, HeaderValue};
 use hyper::{Method, Request, StatusCode, Uri};
 use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::rustls::{self, pki_types::ServerName};
 
 use crate::Error;
 
@@ -38,9 +42,66 @@ pub struct PowerDns {
     authority: String,
     /// The path every endpoint is below, e.g. `/api/v1/servers/localhost`.
     base: String,
-    /// `http://authority` for messages.
+    /// `http://authority` or `https://authority`, for messages.
     origin: String,
     key: Secret,
+    /// For an `https://` URL: the TLS client, and the name the server's certificate must carry.
+    tls: Option<Tls>,
+}
+
+/// TLS towards the API: the system's trusted certificates (or `SSL_CERT_FILE`/`SSL_CERT_DIR`).
+#[derive(Clone)]
+struct Tls {
+    connector: TlsConnector,
+    name: ServerName<'static>,
+}
+
+impl std::fmt::Debug for Tls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tls")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Tls {
+    /// A TLS client for `host` that trusts the system's CA certificates, or those of the
+    /// `SSL_CERT_FILE`/`SSL_CERT_DIR` named by the environment (OpenSSL's variables).
+    fn new(url: &str, host: &str) -> Result<Tls, Error> {
+        let tls_error = |message: String| Error::Tls {
+            url: url.to_owned(),
+            message,
+        };
+        // `[::1]` in a URL is the address `::1` in a certificate.
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        let name = ServerName::try_from(bare.to_owned()).map_err(|e| {
+            tls_error(format!(
+                "`{host}` is not a name a certificate can carry: {e}"
+            ))
+        })?;
+        let found = rustls_native_certs::load_native_certs();
+        let mut roots = rustls::RootCertStore::empty();
+        let (added, _unparsable) = roots.add_parsable_certificates(found.certs);
+        if added == 0 {
+            let why = found
+                .errors
+                .first()
+                .map_or_else(String::new, |e| format!(" ({e})"));
+            return Err(tls_error(format!(
+                "no trusted CA certificate found in the system's store or in SSL_CERT_FILE/SSL_CERT_DIR{why}"
+            )));
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| tls_error(e.to_string()))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Ok(Tls {
+            connector: TlsConnector::from(Arc::new(config)),
+            name,
+        })
+    }
 }
 
 /// A zone as listed by `GET zones`.
@@ -150,23 +211,20 @@ struct Patch<'a> {
 }
 
 impl PowerDns {
-    /// A client for the API at `api_url` (`http://host:port`, optionally ending in `/api/v1`),
-    /// authenticating with `api_key`. Only plain `http` is spoken.
+    /// A client for the API at `api_url` (`http://host:port` or `https://host:port`, optionally
+    /// ending in `/api/v1`), authenticating with `api_key`. Over `https` the server's certificate
+    /// must chain to a CA the system trusts, or one in `SSL_CERT_FILE`/`SSL_CERT_DIR`.
     pub fn new(api_url: &str, api_key: &str) -> Result<Self, Error> {
         let bad = |why| Error::BadUrl {
             url: api_url.to_owned(),
             why,
         };
         let uri: Uri = api_url.parse().map_err(|_| bad("not a valid URL"))?;
-        match uri.scheme_str() {
-            Some("http") => {}
-            Some("https") => {
-                return Err(bad(
-                    "only plain `http` is supported; reach PowerDNS on loopback or through a local TLS proxy",
-                ));
-            }
-            _ => return Err(bad("expected an `http://` URL")),
-        }
+        let (scheme, default_port) = match uri.scheme_str() {
+            Some("http") => ("http", 80),
+            Some("https") => ("https", 443),
+            _ => return Err(bad("expected an `http://` or `https://` URL")),
+        };
         if uri.query().is_some() {
             return Err(bad("the URL has a query"));
         }
@@ -174,9 +232,13 @@ impl PowerDns {
         if authority.as_str().contains('@') {
             return Err(bad("the URL carries credentials; use `api_key_env`"));
         }
+        let tls = match scheme {
+            "https" => Some(Tls::new(api_url, authority.host())?),
+            _ => None,
+        };
         let authority = match authority.port_u16() {
             Some(_) => authority.as_str().to_owned(),
-            None => format!("{}:80", authority.host()),
+            None => format!("{}:{default_port}", authority.host()),
         };
         let path = uri.path().trim_end_matches('/');
         let api = if path.ends_with("/api/v1") {
@@ -188,10 +250,11 @@ impl PowerDns {
         let mut key = key;
         key.set_sensitive(true);
         Ok(Self {
-            origin: format!("http://{authority}"),
+            origin: format!("{scheme}://{authority}"),
             authority,
             base: format!("{api}/servers/localhost"),
             key: Secret(key),
+            tls,
         })
     }
 
@@ -301,6 +364,37 @@ impl PowerDns {
                 url: url.to_owned(),
                 source,
             })?;
+        let Some(tls) = &self.tls else {
+            return self.send(stream, method, path, body, url).await;
+        };
+        let stream = tokio::time::timeout(
+            CONNECT_TIMEOUT,
+            tls.connector.connect(tls.name.clone(), stream),
+        )
+        .await
+        .map_err(|_| Error::Timeout {
+            url: url.to_owned(),
+            seconds: CONNECT_TIMEOUT.as_secs(),
+        })?
+        .map_err(|e| Error::Tls {
+            url: url.to_owned(),
+            message: e.to_string(),
+        })?;
+        self.send(stream, method, path, body, url).await
+    }
+
+    /// One request and its answer over a connected (plain or TLS) stream.
+    async fn send<S>(
+        &self,
+        stream: S,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        url: &str,
+    ) -> Result<(StatusCode, Bytes), Error>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
         let http = |source| Error::Http {
             url: url.to_owned(),
             source,
@@ -348,8 +442,12 @@ mod tests {
         let p = PowerDns::new("http://dns.example/pdns/api/v1/", "k").unwrap();
         assert_eq!(p.authority, "dns.example:80");
         assert_eq!(p.base, "/pdns/api/v1/servers/localhost");
+        let p = PowerDns::new("https://dns.example", "k").unwrap();
+        assert_eq!(p.authority, "dns.example:443");
+        assert_eq!(p.origin, "https://dns.example:443");
+        assert!(p.tls.is_some());
         assert!(matches!(
-            PowerDns::new("https://dns.example", "k"),
+            PowerDns::new("ftp://dns.example", "k"),
             Err(Error::BadUrl { .. })
         ));
         assert!(matches!(

@@ -35,6 +35,15 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// TLS towards an `https://` API failed: no trusted CA, or the server's certificate was
+    /// refused (unknown issuer, wrong name, expired).
+    #[error("TLS with the PowerDNS API at `{url}` failed: {message}")]
+    Tls {
+        /// The URL tried.
+        url: String,
+        /// rustls' reason.
+        message: String,
+    },
     /// The HTTP exchange failed after connecting.
     #[error("HTTP exchange with the PowerDNS API at `{url}` failed")]
     Http {
