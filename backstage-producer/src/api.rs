@@ -354,12 +354,13 @@ impl PowerDns {
         body: Option<Vec<u8>>,
         url: &str,
     ) -> Result<(StatusCode, Bytes), Error> {
+        let timed_out = |_: tokio::time::error::Elapsed| Error::Timeout {
+            url: url.to_owned(),
+            seconds: CONNECT_TIMEOUT.as_secs(),
+        };
         let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&self.authority))
             .await
-            .map_err(|_| Error::Timeout {
-                url: url.to_owned(),
-                seconds: CONNECT_TIMEOUT.as_secs(),
-            })?
+            .map_err(timed_out)?
             .map_err(|source| Error::Unreachable {
                 url: url.to_owned(),
                 source,
@@ -372,10 +373,7 @@ impl PowerDns {
             tls.connector.connect(tls.name.clone(), stream),
         )
         .await
-        .map_err(|_| Error::Timeout {
-            url: url.to_owned(),
-            seconds: CONNECT_TIMEOUT.as_secs(),
-        })?
+        .map_err(timed_out)?
         .map_err(|e| Error::Tls {
             url: url.to_owned(),
             message: e.to_string(),
