@@ -566,7 +566,10 @@ fn an_https_api_is_spoken_with_its_certificate_verified() {
 
 #[test]
 fn an_unreachable_server_is_a_clear_error() {
-    let port = free_port();
+    // A port bound but not listening: refused, and no concurrent test's server can take it.
+    let held = tokio::net::TcpSocket::new_v4().unwrap();
+    held.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let port = held.local_addr().unwrap().port();
     let prod = Production::new(
         VENUES,
         &format!("http://127.0.0.1:{port}"),

@@ -134,11 +134,14 @@ async fn a_dead_socket_is_a_connect_error_naming_the_target() {
     assert!(matches!(err, Error::Connect { .. }), "{err:?}");
     assert_eq!(err.to_string(), format!("cannot connect to `{target}`"));
 
-    let tcp: Target = format!("127.0.0.1:{}", support::free_port())
-        .parse()
-        .unwrap();
+    // A port bound but not listening: connecting is refused, and no other test can take it
+    // meanwhile (a port that is merely free could be taken by a concurrent test's uWSGI).
+    let held = tokio::net::TcpSocket::new_v4().unwrap();
+    held.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let tcp: Target = held.local_addr().unwrap().to_string().parse().unwrap();
     let err = Client::new(tcp).send(Request::get("/")).await.unwrap_err();
     assert!(matches!(err, Error::Connect { .. }), "{err:?}");
+    drop(held);
 }
 
 #[tokio::test]
