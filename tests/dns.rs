@@ -518,8 +518,36 @@ impl TlsProxy {
     }
 }
 
+impl TlsProxy {
+    /// The pids of the master's workers.
+    fn workers(&self) -> Vec<String> {
+        let out = Command::new("pgrep")
+            .args(["-P", &self.child.id().to_string()])
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
 impl Drop for TlsProxy {
     fn drop(&mut self) {
+        // SIGTERM: the master stops its workers, then exits (a SIGKILL would orphan them).
+        if let Ok(pid) = i32::try_from(self.child.id()) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+        }
+        for _ in 0..200 {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -562,6 +590,17 @@ fn an_https_api_is_spoken_with_its_certificate_verified() {
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(stderr.contains("not valid for name"), "{stderr}");
+
+    // The proxy leaves no nginx worker behind.
+    let workers = proxy.workers();
+    assert!(!workers.is_empty());
+    drop(proxy);
+    for w in workers {
+        assert!(
+            !Path::new(&format!("/proc/{w}")).exists(),
+            "nginx worker {w} left"
+        );
+    }
 }
 
 #[test]
