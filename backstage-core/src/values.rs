@@ -1275,12 +1275,6 @@ fn unit_shift(unit: Option<char>) -> u32 {
     }
 }
 
-impl Default for BodySize {
-    fn default() -> Self {
-        BodySize::DEFAULT
-    }
-}
-
 impl fmt::Display for BodySize {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.number)?;

@@ -165,26 +165,34 @@ impl<'p> StageManager<'p> {
     /// Every copy of the Sess whose vassal (ours) is placed, the wanted one first. Works for a
     /// Sess no longer in the manifest too.
     pub fn placed(&self, name: &Slug) -> Result<Vec<SessInstance>, Error> {
+        let wanted = self.wanted(name.as_str()).ok();
+        let mut found: Vec<SessInstance> = self
+            .placed_copies()?
+            .into_iter()
+            .filter(|i| i.sess == *name)
+            .collect();
+        found.sort_by_key(|i| (Some(i) != wanted.as_ref(), i.id.clone()));
+        Ok(found)
+    }
+
+    /// Every copy of any Sess whose vassal (ours) is in the vassal dir, in no set order.
+    fn placed_copies(&self) -> Result<Vec<SessInstance>, Error> {
         let dir = self.production.layout.vassal_dir.as_path();
         let entries = match fs::read_dir(dir) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(io_err("list", dir)(e)),
         };
-        let wanted = self.wanted(name.as_str()).ok();
-        let mut found: Vec<SessInstance> = entries
+        Ok(entries
             .filter_map(Result::ok)
             .filter_map(|e| self.production.instance_of_vassal(&e.path()))
-            .filter(|i| i.sess == *name)
             .filter(|i| {
                 files::read_if_exists(i.vassal.as_path())
                     .ok()
                     .flatten()
                     .is_some_and(|c| files::is_ours(&c, &self.production.name))
             })
-            .collect();
-        found.sort_by_key(|i| (Some(i) != wanted.as_ref(), i.id.clone()));
-        Ok(found)
+            .collect())
     }
 
     /// The copy that speaks for the Sess: the wanted one when placed, else one that is.
@@ -264,25 +272,9 @@ impl<'p> StageManager<'p> {
     /// them first and lets `apply` write them back (rendered from the manifest, so the same
     /// files) a batch at a time, each batch health-checked.
     pub fn unplace_all(&self) -> Result<Vec<SessInstance>, Error> {
-        let dir = self.production.layout.vassal_dir.as_path();
-        let entries = match fs::read_dir(dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(io_err("list", dir)(e)),
-        };
-        let mut removed = Vec::new();
-        for copy in entries
-            .filter_map(Result::ok)
-            .filter_map(|e| self.production.instance_of_vassal(&e.path()))
-        {
-            let ours = files::read_if_exists(copy.vassal.as_path())
-                .ok()
-                .flatten()
-                .is_some_and(|c| files::is_ours(&c, &self.production.name));
-            if ours {
-                self.retire(&copy)?;
-                removed.push(copy);
-            }
+        let mut removed = self.placed_copies()?;
+        for copy in &removed {
+            self.retire(copy)?;
         }
         removed.sort_by(|a, b| (&a.sess, &a.id).cmp(&(&b.sess, &b.id)));
         Ok(removed)
