@@ -24,13 +24,16 @@ use backstage_core::files::FileError;
 use backstage_core::journal::{ApplyLock, Journal, JournalError, Recovered};
 use backstage_core::plan::{self as core_plan, Action, Applied, Plan};
 use backstage_core::values::{ListenAddr, Slug};
-use backstage_core::{DesiredFile, FileKind, Mode, Production, SessInstance};
+use backstage_core::{DesiredFile, FileKind, Mode, Production, SessInstance, SessSocket};
 use backstage_nginx::{NginxBinary, UserNginx};
 use backstage_uwsgi::emperor::{Emperor, log_tail};
 use backstage_uwsgi::stage_manager::{SessState, StageManager, next_mtime, socket_link};
 use backstage_uwsgi::stage_set::{self, Progress};
 use backstage_uwsgi::{Client, Request, Target};
 use serde::Serialize;
+
+mod system;
+pub use system::{Host, nginx_can_reach, resolve};
 
 /// What the Production Manager can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -89,6 +92,43 @@ pub enum ManagerError {
         /// What happened.
         reason: String,
     },
+    /// System mode needs root.
+    #[error("system mode needs root: {what}; run Backstage as root (e.g. with sudo)")]
+    NeedsRoot {
+        /// What needs it.
+        what: &'static str,
+    },
+    /// No uWSGI Emperor watches the Production's vassal dir.
+    #[error("no uWSGI Emperor watches `{}`; start the system's Emperor (`systemctl start uwsgi-emperor`) or set `vassal_dir` to the directory yours watches", vassal_dir.display())]
+    NoEmperor {
+        /// The vassal dir.
+        vassal_dir: PathBuf,
+    },
+    /// The system's Emperor runs in a way Backstage cannot drive.
+    #[error("the uWSGI Emperor (pid {pid}) cannot run Backstage's vassals: {why}")]
+    EmperorUnsupported {
+        /// The Emperor's pid.
+        pid: i32,
+        /// Why, and the fix.
+        why: String,
+    },
+    /// A Sess names an account the system's Emperor cannot switch to.
+    #[error(
+        "Sess `{sess}` runs as `{uid}`, but the uWSGI Emperor (pid {emperor_pid}) runs as `{emperor_user}` and cannot switch users: uWSGI would ignore `uid` and run the app as `{emperor_user}`; either set `uid = \"{emperor_user}\"` on the Sess, or let the Emperor run as root by removing its `uid`/`gid` lines{} and restarting it (`systemctl restart uwsgi-emperor`)",
+        config.as_ref().map(|c| format!(" from `{}`", c.display())).unwrap_or_default()
+    )]
+    UidIgnored {
+        /// The Sess.
+        sess: String,
+        /// The account it names.
+        uid: String,
+        /// The Emperor's pid.
+        emperor_pid: i32,
+        /// The account the Emperor runs as.
+        emperor_user: String,
+        /// The Emperor's ini file.
+        config: Option<PathBuf>,
+    },
     /// The operation needs user mode.
     #[error(
         "`{what}` runs Backstage's own Emperor and nginx, which is user mode; this Production is in system mode, where the system's services run them"
@@ -129,6 +169,8 @@ pub fn render_path(production: &Production, out: &Path, file: &Path) -> PathBuf 
 
 /// Writes every file the Production implies below `out`, touching nothing live.
 pub fn render_into(production: &Production, out: &Path) -> Result<Vec<PathBuf>, ManagerError> {
+    let (production, _host) = resolve(production, &NginxBinary::from_env())?;
+    let production = production.as_ref();
     let mut written = Vec::new();
     for f in desired(production)? {
         let target = render_path(production, out, &f.path);
@@ -149,10 +191,16 @@ pub fn render_into(production: &Production, out: &Path) -> Result<Vec<PathBuf>, 
     Ok(written)
 }
 
-/// What `apply` would change.
+/// What `apply` would change. In system mode, server names foreign sites already serve are
+/// refused here too, as `apply` refuses them.
 pub fn plan(production: &Production) -> Result<Plan, ManagerError> {
+    let (production, _host) = resolve(production, &NginxBinary::from_env())?;
+    let production = production.as_ref();
+    if production.mode == Mode::System {
+        backstage_nginx::check_foreign(production)?;
+    }
     let desired = desired(production)?;
-    Ok(core_plan::plan(production, &desired)?)
+    full_plan(production, &desired)
 }
 
 /// How `apply` runs.
@@ -193,10 +241,14 @@ fn is_nginx(kind: FileKind) -> bool {
     matches!(kind, FileKind::Site | FileKind::NginxConf | FileKind::Page)
 }
 
-/// Whether the Production's uWSGI Emperor is running (system mode: assumed, it is a service).
+/// Whether the Production's uWSGI Emperor is running (system mode: the system's, watching
+/// the vassal dir).
 fn emperor_running(production: &Production) -> bool {
     match production.mode {
-        Mode::System => true,
+        Mode::System => {
+            backstage_uwsgi::system::SystemEmperor::find(production.layout.vassal_dir.as_path())
+                .is_some()
+        }
         Mode::User => Emperor::for_production(production).is_ok_and(|mut e| e.is_running()),
     }
 }
@@ -211,8 +263,105 @@ fn nginx_running(production: &Production) -> bool {
         .is_some_and(|p| backstage_nginx::master_pid(&p).is_ok_and(process_alive))
 }
 
+/// Reloads the nginx serving the Production when it runs (user mode: Backstage's own; system
+/// mode: the server's, through systemd when it runs it), waiting for its new workers. Returns
+/// whether it reloaded.
+fn reload_nginx(
+    production: &Production,
+    host: Option<&Host>,
+    progress: &mut dyn FnMut(Event),
+) -> Result<bool, ManagerError> {
+    let deadline = Duration::from_secs(10);
+    let Some(host) = host else {
+        if !nginx_running(production) {
+            return Ok(false);
+        }
+        progress(Event::Step("reloading nginx".into()));
+        let nginx = UserNginx::of(production);
+        backstage_nginx::reload(&nginx.pid_file, Some(&nginx.error_log), deadline)?;
+        return Ok(true);
+    };
+    if host.nginx.running_master().is_none() {
+        progress(Event::Skipped(format!(
+            "the system's nginx is not running (no live pid in `{}`): start it with `systemctl start nginx`",
+            host.nginx.pid_file.display()
+        )));
+        return Ok(false);
+    }
+    progress(Event::Step("reloading nginx".into()));
+    host.nginx.reload(deadline)?;
+    Ok(true)
+}
+
 fn process_alive(pid: i32) -> bool {
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
+}
+
+/// Links that are not as the manifest implies although their files are in place: a Sess'
+/// socket link (gone after a reboot empties `/run`) and, in system mode, a site's link in
+/// `sites-enabled`. Files the plan creates get their links from `apply` anyway.
+fn link_drift(production: &Production, desired: &[DesiredFile]) -> Vec<core_plan::Change> {
+    let mut out = Vec::new();
+    let points_to = |link: &Path, target: &Path| fs::read_link(link).is_ok_and(|t| t == target);
+    let describe = |link: &Path| match fs::read_link(link) {
+        Ok(t) => format!("points to `{}`", t.display()),
+        Err(_) if fs::symlink_metadata(link).is_ok() => "is not a link".to_owned(),
+        Err(_) => "is missing (a reboot empties `/run`)".to_owned(),
+    };
+    for f in desired {
+        if !f.path.is_file() {
+            continue;
+        }
+        let link = match f.kind {
+            FileKind::Vassal => production
+                .instance_of_vassal(&f.path)
+                .and_then(|copy| socket_link(production, &copy)),
+            FileKind::Site if production.mode == Mode::System => {
+                backstage_nginx::enabled_link(production, &f.path).map(|l| (l, f.path.clone()))
+            }
+            _ => None,
+        };
+        let Some((link, target)) = link else {
+            continue;
+        };
+        if points_to(&link, &target) {
+            continue;
+        }
+        let what = if f.kind == FileKind::Vassal {
+            format!("the socket link of Sess `{}`", f.name)
+        } else {
+            format!("the enabled-site link of Venue `{}`", f.name)
+        };
+        out.push(core_plan::Change {
+            action: if fs::symlink_metadata(&link).is_ok() {
+                Action::Update
+            } else {
+                Action::Create
+            },
+            kind: FileKind::Link,
+            name: f.name.clone(),
+            reason: format!("{what} {}", describe(&link)),
+            file: link,
+        });
+    }
+    out
+}
+
+/// The plan: file changes, then links to restore.
+fn full_plan(production: &Production, desired: &[DesiredFile]) -> Result<Plan, ManagerError> {
+    let mut plan = core_plan::plan(production, desired)?;
+    plan.changes.extend(link_drift(production, desired));
+    Ok(plan)
+}
+
+/// Whether a link change is a site's link (nginx reads it).
+fn is_site_link(production: &Production, c: &core_plan::Change) -> bool {
+    c.kind == FileKind::Link
+        && production
+            .layout
+            .nginx_enabled_dir
+            .as_ref()
+            .is_some_and(|d| c.file.starts_with(d.as_path()))
 }
 
 /// Makes the live files match the manifest; see the module docs.
@@ -221,6 +370,14 @@ pub fn apply(
     options: &ApplyOptions,
     progress: &mut dyn FnMut(Event),
 ) -> Result<ApplyReport, ManagerError> {
+    let (production, host) = resolve(production, &options.nginx)?;
+    let production = production.as_ref();
+    let host = host.as_ref();
+    if let Some(host) = host {
+        host.preflight(production)?;
+        // Again after every reboot: `/run` starts empty.
+        host.ensure_dirs(production)?;
+    }
     let state_dir = production.layout.state_dir.as_path();
     let _lock = ApplyLock::acquire(state_dir, &production.name, options.lock_wait)?;
     let mut report = ApplyReport::default();
@@ -233,21 +390,20 @@ pub fn apply(
         // nginx may already run the interrupted apply's configuration: make it read the
         // restored files, or it keeps routing to Sess the rollback just stopped.
         let vassals = production.layout.vassal_dir.as_path();
-        if restored.iter().any(|p| !p.starts_with(vassals))
-            && let Some(pid) = nginx_pid_file(production).filter(|_| nginx_running(production))
-        {
-            progress(Event::Step("reloading nginx".into()));
-            let nginx = UserNginx::of(production);
-            backstage_nginx::reload(&pid, Some(&nginx.error_log), Duration::from_secs(10))?;
+        if restored.iter().any(|p| !p.starts_with(vassals)) {
+            reload_nginx(production, host, progress)?;
         }
         report.recovered = restored;
     }
     let desired = desired(production)?;
-    let plan = core_plan::plan(production, &desired)?;
+    let plan = full_plan(production, &desired)?;
     if plan.is_empty() {
         return Ok(report);
     }
-    let nginx_changes = plan.changes.iter().any(|c| is_nginx(c.kind));
+    let nginx_changes = plan
+        .changes
+        .iter()
+        .any(|c| is_nginx(c.kind) || is_site_link(production, c));
     if nginx_changes {
         progress(Event::Step(
             "nginx -t on the candidate configuration".into(),
@@ -262,6 +418,7 @@ pub fn apply(
     let mut journal = Journal::begin(state_dir, &production.name)?;
     let result = apply_phases(
         production,
+        host,
         options,
         &plan,
         &desired,
@@ -307,18 +464,19 @@ pub fn apply(
             journal.rollback()?;
             // The Emperor sees the restored vassals and returns to the previous Sess; nginx
             // still serves the previous configuration (it was not reloaded, or is reloaded now).
-            if report.nginx_reloaded
-                && let Some(pid) = nginx_pid_file(production)
-            {
-                let _ = backstage_nginx::reload(&pid, None, Duration::from_secs(10));
+            if report.nginx_reloaded {
+                let _ = reload_nginx(production, host, &mut |_| {});
             }
             Err(e)
         }
     }
 }
 
+// The phases share the apply's whole context; bundling it into a struct would only rename it.
+#[allow(clippy::too_many_arguments)]
 fn apply_phases(
     production: &Production,
+    host: Option<&Host>,
     options: &ApplyOptions,
     plan: &Plan,
     desired: &[DesiredFile],
@@ -384,11 +542,9 @@ fn apply_phases(
             "waiting for {} to answer",
             list_names(started.iter().map(|(c, _)| c.sess.as_str()))
         )));
-        health_check_all(
-            production,
-            &started.iter().map(|(c, _)| c.clone()).collect::<Vec<_>>(),
-            options.health_timeout,
-        )?;
+        let copies: Vec<SessInstance> = started.iter().map(|(c, _)| c.clone()).collect();
+        health_check_all(production, &copies, options.health_timeout)?;
+        check_nginx_reaches(host, &copies)?;
         report
             .checked_sess
             .extend(started.iter().map(|(c, _)| c.sess.to_string()));
@@ -398,9 +554,11 @@ fn apply_phases(
             "the Emperor is not running: Sess start with `backstage up`".into(),
         ));
     }
+    // Socket links lost (a reboot empties `/run`): their copies must answer first.
+    let relinked = relink_copies(production, host, options, plan, journal, progress)?;
     // Every new copy answers: its Sess' socket link moves to it, and new connections (nginx,
     // `backstage request`) reach it from now on.
-    for copy in &new_copies {
+    for copy in new_copies.iter().chain(&relinked) {
         if let Some((link, target)) = socket_link(production, copy) {
             backstage_uwsgi::stage_manager::ensure_run_dir(production)?;
             // A stale socket (left by a master killed with SIGKILL) is no one's to restore.
@@ -412,6 +570,15 @@ fn apply_phases(
     }
     // Phase 2: nginx, validated above.
     let mut nginx_written = false;
+    for c in plan.changes.iter().filter(|c| is_site_link(production, c)) {
+        let site = production
+            .layout
+            .nginx_dir
+            .as_path()
+            .join(c.file.file_name().unwrap_or_default());
+        journal.symlink(&c.file, &site)?;
+        nginx_written = true;
+    }
     for c in plan.changes.iter().filter(|c| is_nginx(c.kind)) {
         match c.action {
             Action::Delete => journal.remove(&c.file)?,
@@ -428,15 +595,10 @@ fn apply_phases(
             }
         }
     }
-    if nginx_written && nginx_running(production) {
-        progress(Event::Step("reloading nginx".into()));
-        let nginx = UserNginx::of(production);
+    if nginx_written {
+        // Marked first: a reload that fails half-way is undone by the rollback's reload.
         report.nginx_reloaded = true;
-        backstage_nginx::reload(
-            &nginx.pid_file,
-            Some(&nginx.error_log),
-            Duration::from_secs(10),
-        )?;
+        report.nginx_reloaded = reload_nginx(production, host, progress)?;
     }
     // Phase 3: retire previous copies, once idle, and Sess no longer in the manifest.
     for c in plan
@@ -472,6 +634,74 @@ fn apply_phases(
         }
     }
     Ok(())
+}
+
+/// System mode: nginx's workers must be able to open each copy's socket, through the Sess'
+/// socket link, before anything routes to it (the health check itself connects as root).
+fn check_nginx_reaches(host: Option<&Host>, copies: &[SessInstance]) -> Result<(), ManagerError> {
+    let Some(host) = host else {
+        return Ok(());
+    };
+    for copy in copies {
+        let SessSocket::Unix(socket) = &copy.socket else {
+            continue;
+        };
+        if let Err(reason) = nginx_can_reach(&host.nginx.worker_user, socket.as_path()) {
+            return Err(ManagerError::Unhealthy {
+                sess: copy.sess.to_string(),
+                reason,
+                log_tail: Vec::new(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The copies whose socket link the plan restores: each is started if it is not running (its
+/// vassal touched, so the Emperor starts it now rather than at its next retry) and must answer
+/// before its link is made.
+fn relink_copies(
+    production: &Production,
+    host: Option<&Host>,
+    options: &ApplyOptions,
+    plan: &Plan,
+    journal: &mut Journal,
+    progress: &mut dyn FnMut(Event),
+) -> Result<Vec<SessInstance>, ManagerError> {
+    let manager = StageManager::new(production);
+    let mut copies = Vec::new();
+    for c in plan
+        .changes
+        .iter()
+        .filter(|c| c.kind == FileKind::Link && !is_site_link(production, c))
+    {
+        let Some(sess) = production.sess.keys().find(|s| s.as_str() == c.name) else {
+            continue;
+        };
+        let copy = backstage_uwsgi::vassal::instance(production, sess)?;
+        if !matches!(manager.copy_state(&copy, true), SessState::Running { .. }) {
+            progress(Event::Step(format!("restarting Sess `{sess}`")));
+            let previous = fs::metadata(copy.vassal.as_path())
+                .and_then(|m| m.modified())
+                .ok();
+            let content = fs::read(copy.vassal.as_path()).map_err(|source| ManagerError::Io {
+                action: "read",
+                path: copy.vassal.as_path().to_owned(),
+                source,
+            })?;
+            journal.write_at(copy.vassal.as_path(), &content, Some(next_mtime(previous)))?;
+        }
+        copies.push(copy);
+    }
+    if !copies.is_empty() {
+        progress(Event::Step(format!(
+            "waiting for {} to answer",
+            list_names(copies.iter().map(|c| c.sess.as_str()))
+        )));
+        health_check_all(production, &copies, options.health_timeout)?;
+        check_nginx_reaches(host, &copies)?;
+    }
+    Ok(copies)
 }
 
 /// How many Sess start at once: twice the cores, at least four.
@@ -598,10 +828,21 @@ fn health_check(
     let deadline = Instant::now() + timeout;
     let slug = &copy.sess;
     let log = production.log_file(slug);
-    let unhealthy = |reason: String| ManagerError::Unhealthy {
-        sess: slug.to_string(),
-        reason,
-        log_tail: log_tail(log.as_path(), 15),
+    let unhealthy = |reason: String| {
+        let tail = log_tail(log.as_path(), 15);
+        // A vassal uWSGI refuses before it opens its log leaves its reason with the Emperor.
+        let reason = if tail.is_empty() && production.mode == Mode::System {
+            format!(
+                "{reason}; uWSGI wrote nothing to `{log}`, so its reason is in the Emperor's log (`journalctl -u uwsgi-emperor`)"
+            )
+        } else {
+            reason
+        };
+        ManagerError::Unhealthy {
+            sess: slug.to_string(),
+            reason,
+            log_tail: tail,
+        }
     };
     match manager.wait_copy_running(copy, true, timeout) {
         SessState::Running { .. } => {}
@@ -704,16 +945,21 @@ pub fn gig_urls(production: &Production) -> Vec<GigUrl> {
     out
 }
 
-/// The HTTP status a Gig answers through nginx.
-async fn http_status(url: &GigUrl, timeout: Duration) -> Result<u16, String> {
+/// The HTTP status a Gig answers through nginx. The request carries the probe header with
+/// the Production's name, and only the Gig's own location answers it with the Gig's name: an
+/// answer without it came from another server block (a default site, say), and the Gig is
+/// not up.
+async fn http_status(url: &GigUrl, production: &str, timeout: Duration) -> Result<u16, String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let work = async {
         let mut stream = tokio::net::TcpStream::connect(url.connect)
             .await
             .map_err(|e| format!("cannot connect to {}: {e}", url.connect))?;
         let request = format!(
-            "GET {} HTTP/1.0\r\nHost: {}\r\nUser-Agent: backstage\r\n\r\n",
-            url.path, url.host
+            "GET {} HTTP/1.0\r\nHost: {}\r\nUser-Agent: backstage\r\n{}: {production}\r\n\r\n",
+            url.path,
+            url.host,
+            backstage_nginx::PROBE_HEADER
         );
         stream
             .write_all(request.as_bytes())
@@ -721,23 +967,34 @@ async fn http_status(url: &GigUrl, timeout: Duration) -> Result<u16, String> {
             .map_err(|e| e.to_string())?;
         let mut head = Vec::new();
         let mut buf = [0u8; 1024];
-        while !head.windows(2).any(|w| w == b"\r\n") && head.len() < 8192 {
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 16384 {
             let n = stream.read(&mut buf).await.map_err(|e| e.to_string())?;
             if n == 0 {
                 break;
             }
             head.extend_from_slice(&buf[..n]);
         }
-        let line = String::from_utf8_lossy(&head);
-        line.split_whitespace()
+        let text = String::from_utf8_lossy(&head);
+        let first = text.lines().next().unwrap_or("");
+        let code = first
+            .split_whitespace()
             .nth(1)
             .and_then(|s| s.parse::<u16>().ok())
-            .ok_or_else(|| {
-                format!(
-                    "not an HTTP answer: `{}`",
-                    line.lines().next().unwrap_or("")
-                )
-            })
+            .ok_or_else(|| format!("not an HTTP answer: `{first}`"))?;
+        let answered_by = text.lines().skip(1).find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim()
+                .eq_ignore_ascii_case(backstage_nginx::PROBE_ANSWER)
+                .then(|| v.trim().to_owned())
+        });
+        match answered_by {
+            Some(gig) if gig == url.name => Ok(code),
+            Some(other) => Err(format!("HTTP {code} from Gig `{other}`, not this one")),
+            None => Err(format!(
+                "HTTP {code} from another server block: nginx does not route {} to this Gig (is the site enabled and nginx reloaded?)",
+                url.url
+            )),
+        }
     };
     tokio::time::timeout(timeout, work)
         .await
@@ -790,6 +1047,8 @@ pub struct GigStatus {
 
 /// Reads every Sess' state and asks every Gig through nginx, all at once.
 pub fn status(production: &Production) -> Result<Status, ManagerError> {
+    let (production, _host) = resolve(production, &NginxBinary::from_env())?;
+    let production = production.as_ref();
     let emperor = emperor_running(production);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(4)
@@ -813,8 +1072,9 @@ pub fn status(production: &Production) -> Result<Status, ManagerError> {
         let urls = gig_urls(production);
         let mut gig_tasks = Vec::new();
         for url in urls {
+            let probe = production.name.to_string();
             gig_tasks.push(tokio::spawn(async move {
-                let answer = http_status(&url, Duration::from_secs(5)).await;
+                let answer = http_status(&url, &probe, Duration::from_secs(5)).await;
                 (url, answer)
             }));
         }
@@ -972,7 +1232,11 @@ pub fn up(
         )));
         let deadline = Instant::now() + options.health_timeout;
         loop {
-            match rt.block_on(http_status(g, Duration::from_secs(5))) {
+            match rt.block_on(http_status(
+                g,
+                production.name.as_str(),
+                Duration::from_secs(5),
+            )) {
                 Ok(s) if s < 500 => break,
                 answer => {
                     if Instant::now() > deadline {

@@ -54,6 +54,16 @@ pub(crate) fn run(args: &SessArgs) -> ExitCode {
         Ok(p) => p,
         Err((code, _)) => return code,
     };
+    // System mode: the vassals as the server's Emperor and nginx need them (their copies'
+    // names depend on it).
+    let production =
+        match crate::manager::resolve(&production, &backstage_nginx::NginxBinary::from_env()) {
+            Ok((p, _)) => p.into_owned(),
+            Err(e) => {
+                eprintln!("error: {}", error_chain(&e));
+                return ExitCode::FAILURE;
+            }
+        };
     match act(&production, &args.action, &target.name) {
         Ok(code) => code,
         Err(e) => {

@@ -21,6 +21,10 @@ pub enum FileKind {
     NginxConf,
     /// A static page (the closed Venue's 503 page).
     Page,
+    /// A symbolic link Backstage keeps: a Sess' socket link, or (system mode) a site's link in
+    /// `sites-enabled`. Never rendered; `plan` reports one that is missing or points elsewhere
+    /// (after a reboot empties `/run`, say) and `apply` restores it.
+    Link,
 }
 
 impl fmt::Display for FileKind {
@@ -30,6 +34,7 @@ impl fmt::Display for FileKind {
             FileKind::Site => "site",
             FileKind::NginxConf => "nginx_conf",
             FileKind::Page => "page",
+            FileKind::Link => "link",
         })
     }
 }

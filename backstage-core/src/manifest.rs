@@ -21,9 +21,9 @@ use crate::model::{
 };
 use crate::problem::{Problem, TomlPath};
 use crate::values::{
-    Account, ApiUrl, BodySize, ConfPath, EnvKey, IniValue, ListenAddr, Program, PyModule,
-    ServerName, Slug, SocketSpec, UrlPath, UrlPrefix, UwsgiOption, ValueError, WsgiTarget,
-    parse_ip,
+    Account, ApiUrl, BodySize, ConfPath, EnvKey, IniValue, ListenAddr, PluginName, Program,
+    PyModule, ServerName, Slug, SocketSpec, UrlPath, UrlPrefix, UwsgiOption, ValueError,
+    WsgiTarget, parse_ip,
 };
 
 /// The manifest's file name.
@@ -428,6 +428,8 @@ const PRODUCTION_KEYS: &[&str] = &[
     "vassal_dir",
     "nginx_dir",
     "nginx_enabled_dir",
+    "nginx_conf",
+    "uwsgi_plugins",
 ];
 const ACT_KEYS: &[&str] = &["root", "wsgi", "settings", "requirements", "static", "env"];
 const STAGE_KEYS: &[&str] = &["virtualenv", "python"];
@@ -620,8 +622,8 @@ fn build(ck: &mut Checker<'_>, mut root: Tbl<'_, '_>, base_dir: &Path) -> Option
     });
     root.finish(ck, TOP_KEYS);
 
-    let (name, mode, layout) = production?;
-    let resolved_sess = resolve_sockets(ck, &name, &layout, sess);
+    let (name, mode, layout, uwsgi_plugins) = production?;
+    let resolved_sess = resolve_sockets(ck, &name, &layout, mode, sess);
     cross_checks(ck, &resolved_sess, &venues, &gigs, &acts);
 
     let acts = collect(acts)?;
@@ -645,6 +647,8 @@ fn build(ck: &mut Checker<'_>, mut root: Tbl<'_, '_>, base_dir: &Path) -> Option
         venues,
         gigs,
         producer,
+        uwsgi_plugins,
+        nginx_group: None,
     })
 }
 
@@ -683,7 +687,7 @@ fn production_section(
     ck: &mut Checker<'_>,
     mut t: Tbl<'_, '_>,
     base: Option<&ConfPath>,
-) -> Option<(Slug, Mode, Layout)> {
+) -> Option<(Slug, Mode, Layout, Option<Vec<PluginName>>)> {
     let name = t
         .required(ck, "name")
         .and_then(|(v, p)| ck.parsed::<Slug>(&p, v, "Production name"));
@@ -760,6 +764,28 @@ fn production_section(
             }
             (Mode::System, None) => Some(Some(fixed("/etc/nginx/sites-enabled".to_owned()))),
         };
+        let nginx_conf = match (mode_v, t.get("nginx_conf")) {
+            (_, None) => Some(None),
+            (Mode::User, Some((v, p))) => {
+                ck.report_at(
+                    &p,
+                    v.span(),
+                    "`nginx_conf` applies to system mode only".to_owned(),
+                    Some("user mode writes its own nginx.conf under `nginx_dir`".to_owned()),
+                );
+                None
+            }
+            (Mode::System, Some((v, p))) => {
+                let s = ck.string(&p, v)?;
+                match ConfPath::resolve(base, s, !s.starts_with('/')) {
+                    Ok(d) => Some(Some(d)),
+                    Err(e) => {
+                        ck.report(&p, v.span(), format!("invalid file `{}`: {e}", shorten(s)));
+                        None
+                    }
+                }
+            }
+        };
         Some(Layout {
             base_dir: base.clone(),
             state_dir: state,
@@ -768,10 +794,21 @@ fn production_section(
             vassal_dir: vassal_dir?,
             nginx_dir: nginx_dir?,
             nginx_enabled_dir: enabled?,
+            nginx_conf: nginx_conf?,
         })
     });
+    let plugins = match t.get("uwsgi_plugins") {
+        None => Some(None),
+        // `[]` says the Emperor is a monolithic build that needs no plugin.
+        Some((v, _)) if v.get_ref().as_array().is_some_and(|a| a.is_empty()) => {
+            Some(Some(Vec::new()))
+        }
+        Some((v, p)) => ck
+            .one_or_many::<PluginName>(&p, v, "uWSGI plugin name")
+            .map(|ps| Some(ps.into_iter().map(|(n, _, _)| n).collect())),
+    };
     t.finish(ck, PRODUCTION_KEYS);
-    Some((name?, mode?, layout?))
+    Some((name?, mode?, layout?, plugins?))
 }
 
 fn path_in(
@@ -1067,6 +1104,7 @@ fn resolve_sockets(
     ck: &mut Checker<'_>,
     production: &Slug,
     layout: &Layout,
+    mode: Mode,
     raw: Vec<Named<RawSess>>,
 ) -> Vec<Named<Sess>> {
     let mut seen: HashMap<SessSocket, Slug> = HashMap::new();
@@ -1089,7 +1127,7 @@ fn resolve_sockets(
                 SocketSpec::Tcp(a) => SessSocket::Tcp(*a),
             };
             let mut ok = true;
-            let mut unix_paths: Vec<ConfPath> = Production::unix_paths_of(layout, production, &name).into();
+            let mut unix_paths: Vec<ConfPath> = Production::unix_paths_of(layout, mode, production, &name).into();
             if let SessSocket::Unix(p) = &socket {
                 unix_paths.push(p.clone());
             }

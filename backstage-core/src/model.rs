@@ -10,8 +10,8 @@ use std::net::{IpAddr, SocketAddr};
 use serde::Serialize;
 
 use crate::values::{
-    Account, ApiUrl, BodySize, ConfPath, EnvKey, IniValue, InstanceId, ListenAddr, Program,
-    PyModule, ServerName, Slug, Slugish, UrlPath, UrlPrefix, UwsgiOption, WsgiTarget,
+    Account, ApiUrl, BodySize, ConfPath, EnvKey, IniValue, InstanceId, ListenAddr, PluginName,
+    Program, PyModule, ServerName, Slug, Slugish, UrlPath, UrlPrefix, UwsgiOption, WsgiTarget,
 };
 
 /// Longest path the kernel accepts for a unix socket (`sun_path` is 108 bytes with its NUL).
@@ -45,6 +45,9 @@ pub struct Layout {
     pub nginx_dir: ConfPath,
     /// System mode: the directory of enabled-site links (`sites-enabled`).
     pub nginx_enabled_dir: Option<ConfPath>,
+    /// System mode: the main configuration the system's nginx loads (`None`: nginx's own
+    /// default, `/etc/nginx/nginx.conf` on Debian). `nginx -t` tests it with the candidates.
+    pub nginx_conf: Option<ConfPath>,
 }
 
 /// A Production: one Backstage instance and everything in it (one `backstage.toml`).
@@ -69,6 +72,14 @@ pub struct Production {
     pub gigs: BTreeMap<Slug, Gig>,
     /// DNS management through PowerDNS, when configured.
     pub producer: Option<Producer>,
+    /// The uWSGI plugins every vassal loads first (`[production] uwsgi_plugins`); `None`:
+    /// detected from the Emperor that runs the vassals (a plugin build such as Debian's
+    /// `uwsgi-core` needs `python3`, a monolithic pip build none).
+    pub uwsgi_plugins: Option<Vec<PluginName>>,
+    /// System mode: the group of the system nginx's workers, to which every Sess socket is
+    /// given (`chown-socket`, mode `660`), so nginx can connect and nobody else can. Read from
+    /// the server's `nginx.conf` by the Production Manager; never in the manifest.
+    pub nginx_group: Option<Account>,
 }
 
 /// An Act: a runnable Django (or any WSGI) project.
@@ -249,11 +260,8 @@ impl Production {
     /// Works for a Sess no longer in the manifest too (its socket, then, is the default one).
     pub fn instance(&self, sess: &Slug, id: Option<&InstanceId>) -> SessInstance {
         let parts: [&Slug; 3] = [&Slug::backstage(), &self.name, sess];
-        let run = |suffix| {
-            self.layout
-                .run_dir
-                .join(&Slugish::with_instance(&parts, id, suffix))
-        };
+        let run_dir = Self::sess_run_dir(&self.layout, self.mode, sess);
+        let run = |suffix| run_dir.join(&Slugish::with_instance(&parts, id, suffix));
         let socket = match (id, self.sess.get(sess)) {
             (None, Some(s)) => s.socket.clone(),
             _ => SessSocket::Unix(run(".sock")),
@@ -304,15 +312,33 @@ impl Production {
         ))
     }
 
+    /// Where the runtime files of a Sess' copies live (sockets, stats sockets, FIFOs, pid
+    /// files). In user mode the run dir itself; in system mode a directory of the Sess' own
+    /// (`<run_dir>/<sess>`), owned by the account it runs as: its master creates the stats
+    /// socket and the FIFO, and removes its files on exit, after dropping root.
+    pub fn sess_run_dir(layout: &Layout, mode: Mode, sess: &Slug) -> ConfPath {
+        match mode {
+            Mode::User => layout.run_dir.clone(),
+            Mode::System => layout.run_dir.join(&Slugish::new(&[sess], "")),
+        }
+    }
+
     /// Every unix socket path a Sess uses, longest last (for the kernel's path limit).
-    pub(crate) fn unix_paths_of(layout: &Layout, production: &Slug, sess: &Slug) -> [ConfPath; 2] {
+    pub(crate) fn unix_paths_of(
+        layout: &Layout,
+        mode: Mode,
+        production: &Slug,
+        sess: &Slug,
+    ) -> [ConfPath; 2] {
         let id: InstanceId = "00000000".parse().expect("a valid id");
         let parts: [&Slug; 3] = [&Slug::backstage(), production, sess];
         [
             Self::default_socket(layout, production, sess),
-            layout
-                .run_dir
-                .join(&Slugish::with_instance(&parts, Some(&id), ".stats.sock")),
+            Self::sess_run_dir(layout, mode, sess).join(&Slugish::with_instance(
+                &parts,
+                Some(&id),
+                ".stats.sock",
+            )),
         ]
     }
 }

@@ -987,6 +987,38 @@ impl FromStr for Account {
 }
 
 string_newtype!(
+    /// A uWSGI plugin name (`python3`, `python311`): what `plugins = ...` loads from the
+    /// Emperor's plugin directory.
+    PluginName
+);
+
+impl FromStr for PluginName {
+    type Err = ValueError;
+    fn from_str(s: &str) -> Result<Self, ValueError> {
+        if s.is_empty() {
+            return Err(ValueError::Empty);
+        }
+        if s.len() > 32 {
+            return Err(ValueError::TooLong {
+                len: s.len(),
+                max: 32,
+            });
+        }
+        for (index, ch) in s.char_indices() {
+            if !(ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_') {
+                return Err(ValueError::BadChar {
+                    what: "character",
+                    ch,
+                    index,
+                    why: "uWSGI plugin names use `a-z`, `0-9` and `_`",
+                });
+            }
+        }
+        Ok(PluginName(s.to_owned()))
+    }
+}
+
+string_newtype!(
     /// A program name or path (the Stage's `python`), without shell or config metacharacters.
     Program
 );

@@ -63,6 +63,22 @@ pub enum Error {
         /// nginx's message, without its `nginx: [emerg]` prefix and file position.
         message: String,
     },
+    /// System mode tests the candidates at the live paths in a private mount namespace,
+    /// which only root may create.
+    #[error("system mode needs root: {what} (run Backstage as root, e.g. with sudo)")]
+    NeedsRoot {
+        /// What could not be done.
+        what: &'static str,
+    },
+    /// The system's nginx does not load the enabled-sites directory, so Backstage's sites
+    /// would never be served.
+    #[error("the system's nginx configuration `{}` does not include `{}`: Backstage's sites would not be loaded", conf.display(), dir.display())]
+    NotIncluded {
+        /// The main configuration.
+        conf: PathBuf,
+        /// The enabled-sites directory.
+        dir: PathBuf,
+    },
     /// A file or directory operation failed.
     #[error("failed to {action} `{}`", path.display())]
     Io {

@@ -117,13 +117,13 @@ pub(crate) fn server_names(text: &str) -> Vec<String> {
 }
 
 #[derive(Debug, PartialEq, Eq)]
-enum Token {
+pub(crate) enum Token {
     Word(String),
     /// `;`, `{` or `}`.
-    Punct,
+    Punct(char),
 }
 
-fn tokenize(text: &str) -> Vec<Token> {
+pub(crate) fn tokenize(text: &str) -> Vec<Token> {
     let mut out = Vec::new();
     let mut chars = text.chars().peekable();
     let mut word = String::new();
@@ -160,7 +160,7 @@ fn tokenize(text: &str) -> Vec<Token> {
             }
             ';' | '{' | '}' => {
                 flush(&mut word, &mut in_word, &mut out);
-                out.push(Token::Punct);
+                out.push(Token::Punct(c));
             }
             c if c.is_whitespace() => flush(&mut word, &mut in_word, &mut out),
             '\\' => {

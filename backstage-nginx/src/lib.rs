@@ -47,13 +47,19 @@
 mod enable;
 mod error;
 mod foreign;
+mod namespace;
 mod reload;
 mod render;
+mod system;
 mod validate;
 
 pub use enable::{disable_site, enable_site, enabled_link};
 pub use error::Error;
 pub use foreign::{ForeignSite, check_foreign, foreign_server_names};
 pub use reload::{Reloaded, children, master_pid, reload};
-pub use render::{RenderOptions, UserNginx, WorkerUser, render, render_with, site_path};
+pub use render::{
+    PROBE_ANSWER, PROBE_HEADER, RenderOptions, UserNginx, WorkerUser, render, render_with,
+    site_path,
+};
+pub use system::{SystemNginx, systemd_runs_nginx};
 pub use validate::{NGINX_ENV, NginxBinary, validate};

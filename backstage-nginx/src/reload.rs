@@ -47,12 +47,25 @@ pub fn reload(
     error_log: Option<&Path>,
     deadline: Duration,
 ) -> Result<Reloaded, Error> {
+    reload_with(pid_file, error_log, deadline, |master| {
+        kill(Pid::from_raw(master), Signal::SIGHUP).map_err(|source| Error::Signal {
+            pid: master,
+            source,
+        })
+    })
+}
+
+/// [`reload`] with another way of telling the master (`systemctl reload nginx`): `trigger`
+/// gets the master's pid once its current workers are known.
+pub(crate) fn reload_with(
+    pid_file: &Path,
+    error_log: Option<&Path>,
+    deadline: Duration,
+    trigger: impl FnOnce(i32) -> Result<(), Error>,
+) -> Result<Reloaded, Error> {
     let master = master_pid(pid_file)?;
     let old: BTreeSet<i32> = children(master).into_iter().collect();
-    kill(Pid::from_raw(master), Signal::SIGHUP).map_err(|source| Error::Signal {
-        pid: master,
-        source,
-    })?;
+    trigger(master)?;
     let start = Instant::now();
     loop {
         let now: Vec<i32> = children(master);

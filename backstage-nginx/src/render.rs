@@ -460,6 +460,25 @@ struct GigCtx<'a> {
     /// `^/blog(/.*)$`, the mount's regex metacharacters escaped.
     path_regex: String,
     location: String,
+    /// The variable `map`ped from the status probe header to the Gig's name.
+    probe_var: String,
+}
+
+/// The header `backstage status` sends with the Production's name; only the location of the
+/// Gig it asks for answers it with [`PROBE_ANSWER`], so a Gig is never taken for up when
+/// another server block answered.
+pub const PROBE_HEADER: &str = "X-Backstage-Probe";
+/// The response header naming the Gig whose location answered a probe.
+pub const PROBE_ANSWER: &str = "X-Backstage-Gig";
+
+/// The nginx variable of a Gig's probe answer: `backstage__<production>__<gig>_probe`, `-` as
+/// `_` (slugs hold no `_`, so the double ones keep the names apart).
+fn probe_var(production: &str, gig: &str) -> String {
+    format!(
+        "backstage__{}__{}_probe",
+        production.replace('-', "_"),
+        gig.replace('-', "_")
+    )
 }
 
 /// The regex matching everything under a mount and capturing the rest: `^/blog(/.*)$`.
@@ -579,6 +598,7 @@ fn render_site(
             path: gig.path.as_str(),
             path_regex: mount_regex(gig.path.as_str()),
             location,
+            probe_var: probe_var(production.name.as_str(), gname.as_str()),
         });
     }
     let has_root = gig_ctx.iter().any(|g| g.root);

@@ -9,6 +9,7 @@ use backstage_core::{DesiredFile, FileKind, Mode, Production, files};
 
 use crate::error::{Error, io_err};
 use crate::foreign::check_foreign;
+use crate::namespace::{Bind, in_private_mounts};
 use crate::render::scratch_conf;
 
 /// The environment variable naming the nginx binary (default `/usr/sbin/nginx`).
@@ -50,29 +51,78 @@ impl NginxBinary {
     }
 }
 
-/// Tests `candidates` (from [`crate::render`]) with `nginx -t` against a copy, touching nothing
-/// live: the site files go into a temporary directory with a throwaway `nginx.conf` built from
-/// the same template as the user-mode one (all its runtime paths inside that directory). In
-/// system mode the other sites in `sites-enabled` are loaded beside them, so clashes with them
-/// show, and [`check_foreign`] refuses server names they already serve.
+/// Tests `candidates` (from [`crate::render`]) with nginx itself, touching nothing live.
+///
+/// - User mode: the site files go into a temporary directory with a throwaway `nginx.conf`
+///   built from the same template as the user-mode one (all its runtime paths inside it).
+/// - System mode: exactly the configuration the system's nginx will load is tested — its own
+///   `nginx.conf`, `modules-enabled/`, `conf.d/`, snippets and every enabled foreign site —
+///   with the candidates in place of the Production's live sites. A scratch copy of the
+///   enabled-sites directory is bind-mounted over the live one in a private mount namespace
+///   that only the `nginx -T` child sees (root only). [`check_foreign`] first refuses server
+///   names foreign sites already serve, and the dump must show nginx loading every candidate.
 ///
 /// On failure nginx's message is mapped back to the manifest entry (`gigs.jazz-home`,
-/// `venues.jazz`) whose block holds the line nginx names.
+/// `venues.jazz`) whose block holds the line nginx names, or to the foreign file at fault.
+/// Nothing is written outside the temporary directory.
 pub fn validate(
     production: &Production,
     candidates: &[DesiredFile],
     nginx: &NginxBinary,
 ) -> Result<(), Error> {
-    if production.mode == Mode::System {
-        check_foreign(production)?;
+    sweep_scratch_dirs();
+    match production.mode {
+        Mode::User => validate_user(production, candidates, nginx),
+        Mode::System => {
+            check_foreign(production)?;
+            validate_system(production, candidates, nginx)
+        }
     }
-    let tmp = tempfile::Builder::new()
-        .prefix("backstage-nginx-t.")
+}
+
+/// The prefix of every scratch directory: `backstage-nginx-t.<pid>.`, so a directory left by
+/// a validation that was killed can be told from one in use.
+const SCRATCH_PREFIX: &str = "backstage-nginx-t.";
+
+fn scratch_dir() -> Result<tempfile::TempDir, Error> {
+    tempfile::Builder::new()
+        .prefix(&format!("{SCRATCH_PREFIX}{}.", std::process::id()))
         .tempdir()
         .map_err(io_err(
             "create a temporary directory",
             &std::env::temp_dir(),
-        ))?;
+        ))
+}
+
+/// Removes scratch directories of validations whose process is gone (killed mid-way).
+fn sweep_scratch_dirs() {
+    let tmp = std::env::temp_dir();
+    let Ok(entries) = std::fs::read_dir(&tmp) else {
+        return;
+    };
+    for e in entries.filter_map(Result::ok) {
+        let name = e.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(SCRATCH_PREFIX))
+            .and_then(|rest| rest.split('.').next())
+            .and_then(|p| p.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let alive = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok();
+        if !alive && e.file_type().is_ok_and(|t| t.is_dir() && !t.is_symlink()) {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
+fn validate_user(
+    production: &Production,
+    candidates: &[DesiredFile],
+    nginx: &NginxBinary,
+) -> Result<(), Error> {
+    let tmp = scratch_dir()?;
     let dir: ConfPath = tmp
         .path()
         .to_str()
@@ -88,7 +138,7 @@ pub fn validate(
         std::fs::create_dir_all(d).map_err(io_err("create directory", d))?;
     }
 
-    // Scratch copy → (the live path, the candidate) for mapping nginx's complaints back.
+    // Scratch copy → the candidate, for mapping nginx's complaints back.
     let mut copies: BTreeMap<PathBuf, &DesiredFile> = BTreeMap::new();
     let mut includes: Vec<PathBuf> = Vec::new();
     for c in candidates.iter().filter(|c| c.kind == FileKind::Site) {
@@ -100,14 +150,11 @@ pub fn validate(
         copies.insert(copy.clone(), c);
         includes.push(copy);
     }
-    if let (Mode::System, Some(enabled)) = (production.mode, &production.layout.nginx_enabled_dir) {
-        includes.extend(live_neighbours(production, enabled.as_path(), candidates)?);
-        link_conf_dir(enabled.as_path(), tmp.path());
-    }
 
     let include_refs: Vec<&Path> = includes.iter().map(PathBuf::as_path).collect();
     let (conf, content) = scratch_conf(production, &dir, &include_refs)?;
-    std::fs::write(&conf, content).map_err(io_err("write", &conf))?;
+    // A fresh file in a fresh directory: never a link to anything live.
+    write_new(&conf, content.as_bytes())?;
 
     let output = nginx
         .command()
@@ -129,62 +176,134 @@ pub fn validate(
     Err(map_failure(&stderr, &copies))
 }
 
-/// The live enabled sites nginx would load beside the candidates: everything in `enabled`
-/// except hidden files and the candidates' own links.
-fn live_neighbours(
-    production: &Production,
-    enabled: &Path,
-    candidates: &[DesiredFile],
-) -> Result<Vec<PathBuf>, Error> {
-    let entries = match std::fs::read_dir(enabled) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(io_err("read directory", enabled)(e)),
-    };
-    let ours: Vec<&std::ffi::OsStr> = candidates
-        .iter()
-        .filter_map(|c| c.path.file_name())
-        .collect();
-    let mut out: Vec<PathBuf> = Vec::new();
-    for e in entries.filter_map(Result::ok) {
-        let name = e.file_name();
-        if name.to_string_lossy().starts_with('.') || ours.contains(&name.as_os_str()) {
-            continue;
-        }
-        let path = e.path();
-        // A site of this Production that the candidates drop would be unlinked by apply.
-        if let Ok(bytes) = std::fs::read(&path)
-            && files::is_ours(&bytes, &production.name)
-        {
-            continue;
-        }
-        if path
-            .to_str()
-            .is_some_and(|s| crate::render::quote(s).is_ok())
-        {
-            out.push(path);
-        }
-    }
-    out.sort();
-    Ok(out)
+/// Creates `path`, refusing to follow or replace anything already there.
+fn write_new(path: &Path, content: &[u8]) -> Result<(), Error> {
+    use std::io::Write as _;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(io_err("create", path))?;
+    f.write_all(content).map_err(io_err("write", path))
 }
 
-/// Foreign sites include files relative to nginx's conf dir (`snippets/…`, `mime.types`): link
-/// the live conf dir's entries into the scratch prefix so those resolve the same way there.
-fn link_conf_dir(enabled: &Path, scratch: &Path) {
-    let Some(conf_dir) = enabled.parent() else {
-        return;
+fn validate_system(
+    production: &Production,
+    candidates: &[DesiredFile],
+    nginx: &NginxBinary,
+) -> Result<(), Error> {
+    let Some(enabled) = production.layout.nginx_enabled_dir.as_ref() else {
+        return Ok(());
     };
-    let Ok(entries) = std::fs::read_dir(conf_dir) else {
-        return;
-    };
+    let enabled = enabled.as_path();
+    if !enabled.is_dir() {
+        return Err(Error::Io {
+            action: "find the enabled-sites directory",
+            path: enabled.to_owned(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "it does not exist, so nginx loads no site from it",
+            ),
+        });
+    }
+    let tmp = scratch_dir()?;
+    let view = tmp.path().join("enabled");
+    std::fs::create_dir(&view).map_err(io_err("create directory", &view))?;
+    mirror_foreign(production, enabled, &view)?;
+
+    // Live path (as nginx names it) → the candidate, for mapping nginx's complaints back.
+    let mut copies: BTreeMap<PathBuf, &DesiredFile> = BTreeMap::new();
+    for c in candidates.iter().filter(|c| c.kind == FileKind::Site) {
+        let Some(name) = c.path.file_name() else {
+            continue;
+        };
+        write_new(&view.join(name), c.content.as_bytes())?;
+        copies.insert(enabled.join(name), c);
+    }
+
+    let mut command = nginx.command();
+    command.arg("-T").arg("-q");
+    if let Some(conf) = &production.layout.nginx_conf {
+        command.arg("-c").arg(conf.as_path());
+    }
+    in_private_mounts(
+        &mut command,
+        &[Bind {
+            from: view,
+            over: enabled.to_owned(),
+        }],
+    )?;
+    let output = command.output().map_err(|source| {
+        if source.raw_os_error() == Some(nix::libc::EPERM) {
+            Error::NeedsRoot {
+                what: "nginx -t sees the candidate configuration in a private mount namespace",
+            }
+        } else {
+            Error::Spawn {
+                binary: nginx.path().to_owned(),
+                source,
+            }
+        }
+    })?;
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        return Err(map_failure(&stderr, &copies));
+    }
+    // `nginx -T` dumps every file it loaded: each candidate must be among them.
+    let dump = String::from_utf8_lossy(&output.stdout);
+    let loaded: Vec<&str> = dump
+        .lines()
+        .filter_map(|l| l.strip_prefix("# configuration file ")?.strip_suffix(':'))
+        .collect();
+    if let Some(missing) = copies
+        .keys()
+        .find(|live| !loaded.iter().any(|l| Path::new(l) == live.as_path()))
+    {
+        let conf = loaded
+            .first()
+            .map_or_else(|| PathBuf::from("nginx.conf"), PathBuf::from);
+        return Err(Error::NotIncluded {
+            conf,
+            dir: missing
+                .parent()
+                .map_or_else(|| enabled.to_owned(), Path::to_owned),
+        });
+    }
+    Ok(())
+}
+
+/// Copies the live enabled-sites directory into `view`, leaving out this Production's own
+/// entries (the candidates replace them): links are copied as links (so they resolve to the
+/// same files), plain files by content. Reads only.
+fn mirror_foreign(production: &Production, enabled: &Path, view: &Path) -> Result<(), Error> {
+    let entries = std::fs::read_dir(enabled).map_err(io_err("read directory", enabled))?;
     for e in entries.filter_map(Result::ok) {
-        let target = scratch.join(e.file_name());
-        if !target.exists() {
-            // Best effort: a missing link only matters if a foreign site includes through it.
-            let _ = std::os::unix::fs::symlink(e.path(), target);
+        let path = e.path();
+        let target = view.join(e.file_name());
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        let ours = match std::fs::read(&path) {
+            Ok(bytes) => files::is_ours(&bytes, &production.name),
+            // A dangling link into the Production's sites directory was one of its sites.
+            Err(_) => std::fs::read_link(&path)
+                .is_ok_and(|t| t.parent() == Some(production.layout.nginx_dir.as_path())),
+        };
+        if ours {
+            continue;
+        }
+        if meta.file_type().is_symlink() {
+            let link = std::fs::read_link(&path).map_err(io_err("read link", &path))?;
+            std::os::unix::fs::symlink(&link, &target).map_err(io_err("create link", &target))?;
+        } else if meta.is_file() {
+            let bytes = std::fs::read(&path).map_err(io_err("read", &path))?;
+            write_new(&target, &bytes)?;
+        } else if let Ok(real) = std::fs::canonicalize(&path) {
+            // A directory (nginx refuses it): the same refusal, through a link to it.
+            std::os::unix::fs::symlink(real, &target).map_err(io_err("create link", &target))?;
         }
     }
+    Ok(())
 }
 
 /// Turns `nginx -t`'s stderr into an error naming the manifest entry at fault.

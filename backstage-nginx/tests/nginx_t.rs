@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use backstage_core::FileKind;
@@ -50,7 +50,28 @@ fn certificate(dir: &Path) -> (String, String) {
     (cert.display().to_string(), key.display().to_string())
 }
 
+/// The server's own main configuration, Debian's shape (an http block including `conf.d` and
+/// `sites-enabled`), with every runtime path in `dir`; and an empty `sites-enabled`.
+fn server_nginx_conf(dir: &Path) -> PathBuf {
+    let etc = dir.join("etc/nginx");
+    std::fs::create_dir_all(etc.join("sites-enabled")).unwrap();
+    std::fs::create_dir_all(etc.join("conf.d")).unwrap();
+    std::fs::create_dir_all(dir.join("var")).unwrap();
+    let conf = etc.join("nginx.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "pid {d}/var/nginx.pid;\nerror_log {d}/var/error.log;\nevents {{}}\nhttp {{\n  client_body_temp_path {d}/var/body;\n  proxy_temp_path {d}/var/proxy;\n  fastcgi_temp_path {d}/var/fastcgi;\n  uwsgi_temp_path {d}/var/uwsgi;\n  scgi_temp_path {d}/var/scgi;\n  access_log off;\n  include {e}/conf.d/*.conf;\n  include {e}/sites-enabled/*;\n}}\n",
+            d = dir.display(),
+            e = etc.display()
+        ),
+    )
+    .unwrap();
+    conf
+}
+
 fn system(dir: &Path, cert: &str, key: &str) -> String {
+    server_nginx_conf(dir);
     format!(
         r#"
 [production]
@@ -62,6 +83,7 @@ log_dir = "{d}/log"
 vassal_dir = "{d}/vassals"
 nginx_dir = "{d}/etc/nginx/sites-available"
 nginx_enabled_dir = "{d}/etc/nginx/sites-enabled"
+nginx_conf = "{d}/etc/nginx/nginx.conf"
 
 [acts.store]
 root = "{club}"
@@ -152,7 +174,7 @@ fn system_mode_with_tls_passes_nginx_t_beside_foreign_sites() {
     .unwrap();
     std::fs::write(
         enabled.join("default"),
-        "server {\n listen 127.0.0.1:8081 default_server;\n server_name _ other.test;\n include snippets/extra.conf;\n return 404;\n}\n",
+        format!("server {{\n listen 127.0.0.1:8081 default_server;\n server_name _ other.test;\n include {}/etc/nginx/snippets/extra.conf;\n return 404;\n}}\n", dir.path().display()),
     )
     .unwrap();
     let files = render(&production).unwrap();
@@ -199,7 +221,7 @@ fn a_broken_line_in_a_gig_block_is_mapped_to_the_gig() {
     let err = validate(&production, &files, &nginx()).unwrap_err();
     insta::assert_snapshot!(
         err.to_string().replace(&dir.path().display().to_string(), "TMP"),
-        @"nginx rejects the configuration of `gigs.jazz-late` (`TMP/state/nginx/sites/backstage.jazzclub.jazz.conf` line 83): unknown directive \"no_such_directive\""
+        @"nginx rejects the configuration of `gigs.jazz-late` (`TMP/state/nginx/sites/backstage.jazzclub.jazz.conf` line 99): unknown directive \"no_such_directive\""
     );
     // Nothing live was written.
     assert!(!files.iter().any(|f| f.path.exists()));

@@ -101,4 +101,5 @@ pub use target::Target;
 pub mod emperor;
 pub mod stage_manager;
 pub mod stage_set;
+pub mod system;
 pub mod vassal;

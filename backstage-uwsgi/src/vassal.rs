@@ -84,6 +84,11 @@ fn render_content(production: &Production, instance: &SessInstance) -> Result<St
         needs_placeholder: false,
     };
     w.set("strict", "true")?;
+    // A plugin build (Debian's uwsgi-core) knows no Python option until its plugin is loaded;
+    // `need-plugin` makes a missing plugin fatal, with uWSGI's own message in the log.
+    for plugin in production.uwsgi_plugins.iter().flatten() {
+        w.set("need-plugin", plugin.as_str())?;
+    }
     w.set("master", "true")?;
     // Removes the sockets, pidfile and FIFO on exit, so a stale socket never looks alive.
     w.set("vacuum", "true")?;
@@ -115,6 +120,11 @@ fn render_content(production: &Production, instance: &SessInstance) -> Result<St
                 Mode::System => "660",
             };
             w.set("chmod-socket", mode)?;
+            // System mode: the socket belongs to the Sess' account and nginx's group.
+            if let (Mode::System, Some(group)) = (production.mode, &production.nginx_group) {
+                let owner = sess.tuning.uid.as_ref().map_or("root", |u| u.as_str());
+                w.set("chown-socket", &format!("{owner}:{group}"))?;
+            }
         }
         SessSocket::Tcp(addr) => w.set("socket", &addr.to_string())?,
     }
