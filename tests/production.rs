@@ -5,13 +5,10 @@
 
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::Duration;
 
 mod support;
 
-use support::{Club, backstage, get, ok, pid_alive, vassals, walk};
+use support::{Club, backstage, get, ok, pid_alive, under_load, vassals, walk};
 
 #[test]
 fn the_example_production_lives_and_dies() {
@@ -251,36 +248,6 @@ fn whoami_pids(port: u16, n: usize) -> std::collections::BTreeSet<u64> {
             who["pid"].as_u64().unwrap()
         })
         .collect()
-}
-
-/// Runs `during` while a client asks the home Gig for `/whoami` in a loop: (requests served,
-/// requests failed, what `during` returned).
-fn under_load<T>(port: u16, during: impl FnOnce() -> T) -> (usize, usize, T) {
-    let stop = Arc::new(AtomicBool::new(false));
-    let (served, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-    let client = {
-        let (stop, served, failed) = (stop.clone(), served.clone(), failed.clone());
-        std::thread::spawn(move || {
-            let mut n = 0;
-            while !stop.load(Ordering::Relaxed) && n < 20_000 {
-                n += 1;
-                match get(port, "jazz.localhost", "/whoami") {
-                    Ok((200, _)) => served.fetch_add(1, Ordering::Relaxed),
-                    _ => failed.fetch_add(1, Ordering::Relaxed),
-                };
-            }
-        })
-    };
-    std::thread::sleep(Duration::from_millis(300));
-    let result = during();
-    std::thread::sleep(Duration::from_millis(300));
-    stop.store(true, Ordering::Relaxed);
-    client.join().unwrap();
-    (
-        served.load(Ordering::Relaxed),
-        failed.load(Ordering::Relaxed),
-        result,
-    )
 }
 
 /// The pids of processes whose command line contains `pattern`.

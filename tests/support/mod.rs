@@ -7,6 +7,8 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 pub fn workspace() -> PathBuf {
@@ -186,4 +188,34 @@ pub fn vassals(dir: &std::path::Path, sess: &str) -> Vec<PathBuf> {
         .collect();
     found.sort();
     found
+}
+
+/// Runs `during` while a client asks the home Gig for `/whoami` in a loop: (requests served,
+/// requests failed, what `during` returned).
+pub fn under_load<T>(port: u16, during: impl FnOnce() -> T) -> (usize, usize, T) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let (served, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let client = {
+        let (stop, served, failed) = (stop.clone(), served.clone(), failed.clone());
+        std::thread::spawn(move || {
+            let mut n = 0;
+            while !stop.load(Ordering::Relaxed) && n < 20_000 {
+                n += 1;
+                match get(port, "jazz.localhost", "/whoami") {
+                    Ok((200, _)) => served.fetch_add(1, Ordering::Relaxed),
+                    _ => failed.fetch_add(1, Ordering::Relaxed),
+                };
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    let result = during();
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::Relaxed);
+    client.join().unwrap();
+    (
+        served.load(Ordering::Relaxed),
+        failed.load(Ordering::Relaxed),
+        result,
+    )
 }

@@ -1,0 +1,537 @@
+//! System mode against the real thing: Debian's `nginx-light`, `uwsgi-emperor` and
+//! `uwsgi-plugin-python3`, started the way their units start them, at their real paths.
+//!
+//! Each test re-runs itself inside private mount, network and pid namespaces (`unshare`, as
+//! root), where temporary copies are bind-mounted over `/etc/nginx`, `/etc/uwsgi-emperor`,
+//! `/run`, `/var/log` and `/var/lib`: the machine's own files and port 80 are never touched,
+//! and every process the test started dies with its namespace.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::os::unix::fs::MetadataExt as _;
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+use support::{get, ok, test_venv, under_load};
+
+const INSIDE: &str = "BACKSTAGE_SYSTEM_SANDBOX";
+
+/// Runs `body` inside the sandbox: re-executes this test binary for test `name` alone in new
+/// namespaces, and fails if that run fails.
+fn sandboxed(name: &str, body: impl FnOnce(&mut Sandbox)) {
+    if std::env::var_os(INSIDE).is_some() {
+        let mut sandbox = Sandbox::enter();
+        body(&mut sandbox);
+        return;
+    }
+    assert!(
+        nix::unistd::Uid::effective().is_root(),
+        "the system-mode tests need root (private mount namespaces)"
+    );
+    for (what, path) in [
+        ("uwsgi-emperor", "/etc/uwsgi-emperor/emperor.ini"),
+        (
+            "uwsgi-plugin-python3",
+            "/usr/lib/uwsgi/plugins/python3_plugin.so",
+        ),
+        ("nginx", "/usr/sbin/nginx"),
+    ] {
+        assert!(
+            Path::new(path).exists(),
+            "no {what} (`{path}`): run `scripts/test-deps`"
+        );
+    }
+    let status = Command::new("unshare")
+        .args(["--mount", "--net", "--pid", "--fork", "--mount-proc", "--"])
+        .arg(std::env::current_exe().unwrap())
+        .args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .env(INSIDE, "1")
+        .env("BACKSTAGE_TEST_VENV", test_venv())
+        .status()
+        .expect("run unshare");
+    assert!(status.success(), "the sandboxed run of `{name}` failed");
+}
+
+/// The private copies of the system's directories, and the services started on them.
+struct Sandbox {
+    root: PathBuf,
+    emperor: Option<Child>,
+    /// Where the Production's manifest lives.
+    dir: PathBuf,
+}
+
+fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().expect("run a command");
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+impl Sandbox {
+    fn enter() -> Sandbox {
+        let root = tempfile::Builder::new()
+            .prefix("backstage-system.")
+            .tempdir()
+            .unwrap()
+            .keep();
+        for (from, name) in [
+            ("/etc/nginx", "nginx"),
+            ("/etc/uwsgi-emperor", "uwsgi-emperor"),
+        ] {
+            run(Command::new("cp").arg("-a").arg(from).arg(root.join(name)));
+        }
+        for d in [
+            "run",
+            "log/nginx",
+            "log/uwsgi",
+            "lib/nginx",
+            "lib/backstage",
+            "srv",
+        ] {
+            std::fs::create_dir_all(root.join(d)).unwrap();
+        }
+        run(Command::new("chown")
+            .arg("www-data:adm")
+            .arg(root.join("log/nginx")));
+        for (name, over) in [
+            ("nginx", "/etc/nginx"),
+            ("uwsgi-emperor", "/etc/uwsgi-emperor"),
+            ("run", "/run"),
+            ("log", "/var/log"),
+            ("lib", "/var/lib"),
+        ] {
+            run(Command::new("mount")
+                .arg("--bind")
+                .arg(root.join(name))
+                .arg(over));
+        }
+        run(Command::new("ip").args(["link", "set", "lo", "up"]));
+        // The Production's own directory, readable by the accounts its Sess run as.
+        let dir = root.join("srv/jazz");
+        std::fs::create_dir_all(&dir).unwrap();
+        for d in [&root, &root.join("srv"), &dir] {
+            std::fs::set_permissions(d, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+                .unwrap();
+        }
+        let mut sandbox = Sandbox {
+            root,
+            emperor: None,
+            dir,
+        };
+        sandbox.start_services();
+        sandbox
+    }
+
+    /// What the units do: `nginx -g 'daemon on; master_process on;'` and `uwsgi --ini
+    /// /etc/uwsgi-emperor/emperor.ini` with its runtime directory.
+    fn start_services(&mut self) {
+        run(Command::new("/usr/sbin/nginx").args(["-g", "daemon on; master_process on;"]));
+        self.start_emperor();
+    }
+
+    fn start_emperor(&mut self) {
+        std::fs::create_dir_all("/run/uwsgi").unwrap();
+        run(Command::new("chown").args(["root:www-data", "/run/uwsgi"]));
+        let log = std::fs::File::create(self.root.join("emperor.log")).unwrap();
+        let child = Command::new("/usr/bin/uwsgi")
+            .args(["--ini", "/etc/uwsgi-emperor/emperor.ini"])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .process_group(0)
+            .spawn()
+            .expect("start the Emperor");
+        self.emperor = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while backstage_uwsgi::system::SystemEmperor::find(Path::new("/etc/uwsgi-emperor/vassals"))
+            .is_none()
+        {
+            assert!(Instant::now() < deadline, "the Emperor did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn stop_emperor(&mut self) {
+        if let Some(mut child) = self.emperor.take() {
+            // SIGINT stops the Emperor and its vassals.
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap()),
+                nix::sys::signal::Signal::SIGINT,
+            );
+            let _ = child.wait();
+        }
+    }
+
+    /// Debian's stock Emperor drops to www-data; a root Emperor has its `uid`/`gid` lines
+    /// commented out, as the README tells a sysadmin to.
+    fn make_emperor_root(&mut self) {
+        let ini = "/etc/uwsgi-emperor/emperor.ini";
+        let text = std::fs::read_to_string(ini).unwrap();
+        let text = text
+            .lines()
+            .map(|l| {
+                if l.starts_with("uid") || l.starts_with("gid") {
+                    format!("# {l}")
+                } else {
+                    l.to_owned()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        std::fs::write(ini, text + "\n").unwrap();
+        self.stop_emperor();
+        self.start_emperor();
+    }
+
+    /// A reboot: every service stops, `/run` is emptied, the services start again.
+    fn reboot(&mut self) {
+        self.stop_emperor();
+        if let Ok(pid) = std::fs::read_to_string("/run/nginx.pid") {
+            let pid: i32 = pid.trim().parse().unwrap();
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGQUIT,
+            );
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while support::pid_alive(u64::try_from(pid).unwrap()) {
+                assert!(Instant::now() < deadline, "nginx did not stop");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        for e in std::fs::read_dir("/run").unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() && !p.is_symlink() {
+                std::fs::remove_dir_all(&p).unwrap();
+            } else {
+                std::fs::remove_file(&p).unwrap();
+            }
+        }
+        self.start_services();
+    }
+
+    fn write_manifest(&self, text: &str) {
+        std::fs::write(self.dir.join("backstage.toml"), text).unwrap();
+    }
+
+    fn backstage(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_backstage"))
+            .args(args)
+            .current_dir(&self.dir)
+            .output()
+            .expect("run backstage")
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        self.stop_emperor();
+    }
+}
+
+/// The jazz Production in system mode: Sess `club-a` (and `club-b` when `two`) as `uid`.
+fn manifest(uid: &str, two: bool, processes: u16) -> String {
+    let club = support::workspace().join("examples/jazzclub/club");
+    let venv = test_venv();
+    let mut m = format!(
+        r#"
+[production]
+name = "jazzclub"
+mode = "system"
+
+[acts.club]
+root = "{club}"
+wsgi = "club.wsgi:application"
+settings = "club.settings"
+env = {{ DJANGO_DEBUG = "0", DJANGO_ALLOWED_HOSTS = ".localhost,127.0.0.1" }}
+
+[stages.local]
+virtualenv = "{venv}"
+
+[sess.club-a]
+act = "club"
+stage = "local"
+uid = "{uid}"
+gid = "{gid}"
+processes = {processes}
+"#,
+        gid = group_of(uid),
+        club = club.display(),
+        venv = venv.display(),
+    );
+    if two {
+        let _ = write!(
+            m,
+            "\n[sess.club-b]\nact = \"club\"\nstage = \"local\"\nuid = \"{uid}\"\ngid = \"{}\"\n",
+            group_of(uid)
+        );
+    }
+    let sess = if two {
+        r#"["club-a", "club-b"]"#
+    } else {
+        r#"["club-a"]"#
+    };
+    let _ = write!(
+        m,
+        "\n[venues.jazz]\nserver_names = [\"jazz.localhost\"]\n\n[gigs.jazz-home]\nvenue = \"jazz\"\nsess = {sess}\n"
+    );
+    m
+}
+
+fn group_of(user: &str) -> &'static str {
+    if user == "nobody" {
+        "nogroup"
+    } else {
+        "www-data"
+    }
+}
+
+/// SHA-256 of every file (and link target) under `dirs` that is not Backstage's.
+fn foreign_files(dirs: &[&str]) -> BTreeMap<PathBuf, String> {
+    let mut out = BTreeMap::new();
+    for d in dirs {
+        for path in support::walk(Path::new(d)) {
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            if meta.is_dir() {
+                continue;
+            }
+            let bytes = if meta.file_type().is_symlink() {
+                let target = std::fs::read_link(&path).unwrap();
+                if target.to_string_lossy().contains("backstage.") {
+                    continue;
+                }
+                target.to_string_lossy().into_owned().into_bytes()
+            } else {
+                std::fs::read(&path).unwrap()
+            };
+            if bytes.starts_with(b"# backstage: managed by Backstage") {
+                continue;
+            }
+            let digest = Sha256::digest(&bytes)
+                .iter()
+                .fold(String::new(), |mut s, b| {
+                    let _ = write!(s, "{b:02x}");
+                    s
+                });
+            out.insert(path, digest);
+        }
+    }
+    out
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn foreign_files_stay_byte_identical_and_foreign_sites_are_tested_as_nginx_loads_them() {
+    sandboxed(
+        "foreign_files_stay_byte_identical_and_foreign_sites_are_tested_as_nginx_loads_them",
+        |s| {
+            // A foreign site using Debian's echo module (modules-enabled) and a conf.d map: a
+            // scratch nginx.conf would refuse both.
+            std::fs::write(
+                "/etc/nginx/conf.d/flags.conf",
+                "map $http_x_flag $flag_on { default 0; yes 1; }\n",
+            )
+            .unwrap();
+            std::fs::write(
+                "/etc/nginx/sites-available/echo",
+                "server {\n  listen 80;\n  server_name echo.localhost;\n  location / { echo \"flag $flag_on\"; }\n}\n",
+            )
+            .unwrap();
+            std::os::unix::fs::symlink(
+                "/etc/nginx/sites-available/echo",
+                "/etc/nginx/sites-enabled/echo",
+            )
+            .unwrap();
+            run(Command::new("/usr/sbin/nginx").args(["-s", "reload"]));
+            let dirs = ["/etc/nginx", "/etc/uwsgi-emperor"];
+            let before = foreign_files(&dirs);
+            assert!(before.contains_key(Path::new("/etc/nginx/nginx.conf")));
+
+            // Accepted.
+            s.write_manifest(&manifest("www-data", true, 1));
+            ok(&s.backstage(&["apply"]));
+            assert_eq!(foreign_files(&dirs), before, "an accepted apply");
+            let (code, body) = get(80, "jazz.localhost", "/whoami").unwrap();
+            assert_eq!(code, 200, "{body}");
+            let (_, echo) = get(80, "echo.localhost", "/").unwrap();
+            assert_eq!(echo.trim(), "flag 0", "the foreign site still serves");
+
+            // Refused by nginx (a certificate that does not exist): nothing changes.
+            let broken = manifest("www-data", true, 1).replace(
+                "server_names = [\"jazz.localhost\"]",
+                "server_names = [\"jazz.localhost\"]\ntls = { cert = \"/nonexistent.pem\", key = \"/nonexistent.key\" }",
+            );
+            s.write_manifest(&broken);
+            let out = s.backstage(&["apply"]);
+            assert!(!out.status.success());
+            assert!(stderr(&out).contains("venues.jazz"), "{}", stderr(&out));
+            assert_eq!(foreign_files(&dirs), before, "a refused apply");
+            let (code, _) = get(80, "jazz.localhost", "/whoami").unwrap();
+            assert_eq!(code, 200, "the refused apply left the site serving");
+
+            // A broken foreign site is blamed by name, and blocks nothing else of ours silently.
+            std::fs::write(
+                "/etc/nginx/sites-enabled/broken",
+                "server {\n  listen 80;\n  server_name broken.localhost;\n  no_such_directive;\n}\n",
+            )
+            .unwrap();
+            // (A change nginx must load: a Sess change alone never reloads nginx.)
+            s.write_manifest(&manifest("www-data", true, 1).replace(
+                "server_names = [\"jazz.localhost\"]",
+                "server_names = [\"jazz.localhost\", \"www.jazz.localhost\"]",
+            ));
+            let out = s.backstage(&["apply"]);
+            assert!(!out.status.success());
+            assert!(
+                stderr(&out).contains("/etc/nginx/sites-enabled/broken")
+                    && stderr(&out).contains("not managed by Backstage"),
+                "{}",
+                stderr(&out)
+            );
+            std::fs::remove_file("/etc/nginx/sites-enabled/broken").unwrap();
+
+            // Retirement of a Sess and of the whole Venue.
+            s.write_manifest(&manifest("www-data", false, 1));
+            ok(&s.backstage(&["apply"]));
+            assert_eq!(foreign_files(&dirs), before, "a retirement");
+            let no_venue = manifest("www-data", false, 1);
+            let no_venue = no_venue.split("\n[venues.jazz]").next().unwrap();
+            s.write_manifest(no_venue);
+            ok(&s.backstage(&["apply"]));
+            assert_eq!(foreign_files(&dirs), before, "a retired Venue");
+            assert!(!Path::new("/etc/nginx/sites-enabled/backstage.jazzclub.jazz.conf").exists());
+            let (_, echo) = get(80, "echo.localhost", "/").unwrap();
+            assert_eq!(echo.trim(), "flag 0");
+        },
+    );
+}
+
+/// The uid of the process answering `/whoami` through nginx on port 80.
+fn worker_uid() -> u32 {
+    let (code, body) = get(80, "jazz.localhost", "/whoami").unwrap();
+    assert_eq!(code, 200, "{body}");
+    let who: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let pid = who["pid"].as_u64().unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    line.split_whitespace().nth(2).unwrap().parse().unwrap()
+}
+
+#[test]
+fn a_production_lives_on_port_80_as_its_sess_account_and_survives_changes_and_a_reboot() {
+    sandboxed(
+        "a_production_lives_on_port_80_as_its_sess_account_and_survives_changes_and_a_reboot",
+        |s| {
+            s.make_emperor_root();
+            s.write_manifest(&manifest("nobody", true, 2));
+            let started = Instant::now();
+            ok(&s.backstage(&["apply"]));
+            eprintln!("first apply: {:?}", started.elapsed());
+            assert_eq!(worker_uid(), 65534, "the app runs as the Sess' uid");
+            let status = ok(&s.backstage(&["status", "--json"]));
+            let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+            assert_eq!(status["gigs"][0]["http_status"], 200, "{status}");
+            // The socket: the Sess' account and nginx's group, nobody else.
+            let link = "/run/backstage/jazzclub/backstage.jazzclub.club-a.sock";
+            let real = std::fs::canonicalize(link).unwrap();
+            let meta = std::fs::metadata(&real).unwrap();
+            assert_eq!(
+                (meta.uid(), meta.gid(), meta.mode() & 0o777),
+                (65534, 33, 0o660)
+            );
+
+            // A changed Sess, blue/green under load: not one failed request.
+            s.write_manifest(&manifest("nobody", true, 3));
+            let (served, failed, took) = under_load(80, || {
+                let t = Instant::now();
+                ok(&s.backstage(&["apply"]));
+                t.elapsed()
+            });
+            eprintln!("apply of a changed Sess: {took:?}; {served} served, {failed} failed");
+            assert!(served > 50, "{served}");
+            assert_eq!(failed, 0, "{failed} of {} failed", served + failed);
+
+            // A retired Sess is no longer routed.
+            s.write_manifest(&manifest("nobody", false, 3));
+            ok(&s.backstage(&["apply"]));
+            for _ in 0..20 {
+                let (code, body) = get(80, "jazz.localhost", "/whoami").unwrap();
+                assert_eq!(code, 200);
+                assert!(body.contains("\"club-a\""), "{body}");
+            }
+            let error_log = std::fs::read_to_string("/var/log/nginx/error.log").unwrap_or_default();
+            assert!(!error_log.contains("club-b.sock failed"), "{error_log}");
+
+            // A reboot: /run is empty, the services start again; plan sees the lost links and
+            // apply brings the Gig back.
+            s.reboot();
+            let plan = ok(&s.backstage(&["plan"]));
+            assert!(plan.contains("socket link"), "{plan}");
+            ok(&s.backstage(&["apply"]));
+            assert_eq!(worker_uid(), 65534);
+            let plan = ok(&s.backstage(&["plan"]));
+            assert!(plan.contains("nothing to change"), "{plan}");
+        },
+    );
+}
+
+#[test]
+fn the_stock_www_data_emperor_runs_www_data_sess_and_refuses_other_accounts_clearly() {
+    sandboxed(
+        "the_stock_www_data_emperor_runs_www_data_sess_and_refuses_other_accounts_clearly",
+        |s| {
+            s.write_manifest(&manifest("nobody", false, 1));
+            let out = s.backstage(&["apply"]);
+            assert!(!out.status.success());
+            let err = stderr(&out);
+            assert!(
+                err.contains("runs as `www-data` and cannot switch users")
+                    && err.contains("/etc/uwsgi-emperor/emperor.ini"),
+                "{err}"
+            );
+            assert!(
+                std::fs::read_dir("/etc/uwsgi-emperor/vassals")
+                    .unwrap()
+                    .all(|e| !e
+                        .unwrap()
+                        .file_name()
+                        .to_string_lossy()
+                        .starts_with("backstage.")),
+                "nothing was written"
+            );
+            s.write_manifest(&manifest("www-data", false, 1));
+            ok(&s.backstage(&["apply"]));
+            assert_eq!(worker_uid(), 33);
+        },
+    );
+}
+
+#[test]
+fn without_root_system_mode_says_it_needs_root() {
+    sandboxed("without_root_system_mode_says_it_needs_root", |s| {
+        s.write_manifest(&manifest("www-data", false, 1));
+        let out = Command::new(env!("CARGO_BIN_EXE_backstage"))
+            .arg("apply")
+            .current_dir(&s.dir)
+            .uid(65534)
+            .gid(65534)
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        assert!(
+            stderr(&out).contains("system mode needs root"),
+            "{}",
+            stderr(&out)
+        );
+    });
+}
