@@ -66,7 +66,10 @@ pub(crate) fn run(args: &CheckArgs) -> ExitCode {
             return code;
         }
     };
-    let problems = manifest.check();
+    let mut problems = manifest.check();
+    if problems.is_empty() {
+        problems.extend(foreign_problems(&manifest));
+    }
     if args.json {
         let doc = serde_json::json!({"ok": problems.is_empty(), "errors": problems});
         println!("{doc}");
@@ -129,4 +132,46 @@ pub(crate) fn render_problems(
         out.push('\n');
     }
     out
+}
+
+/// System mode: server names that sites of this server, not Backstage's, already serve (what
+/// `apply` would refuse), as problems at the name in the manifest.
+fn foreign_problems(manifest: &Manifest) -> Vec<Problem> {
+    let Ok(production) = manifest.parse() else {
+        return Vec::new();
+    };
+    if production.mode != backstage_core::Mode::System {
+        return Vec::new();
+    }
+    let source = manifest.source();
+    match backstage_nginx::foreign_clashes(&production) {
+        Ok(clashes) => clashes
+            .into_iter()
+            .map(|c| {
+                // The name as written in the manifest (its first quoted occurrence).
+                let quoted = format!("\"{}\"", c.name);
+                let span = source
+                    .find(&quoted)
+                    .map_or(0..0, |at| at..at + quoted.len());
+                Problem::new(
+                    source,
+                    format!("venues.{}.server_names[{}]", c.venue, c.index),
+                    span,
+                    format!(
+                        "server name `{}` is already served by `{}`, a site Backstage does not manage",
+                        c.name,
+                        c.file.display()
+                    ),
+                    Some("pick another name, or remove it from that site".to_owned()),
+                )
+            })
+            .collect(),
+        Err(e) => vec![Problem::new(
+            source,
+            String::new(),
+            0..0,
+            format!("cannot read the server's enabled sites: {e}"),
+            None,
+        )],
+    }
 }

@@ -17,6 +17,7 @@ use clap::{Parser, Subcommand};
 
 mod check;
 mod dns;
+mod doctor;
 pub mod manager;
 mod production;
 mod request;
@@ -79,6 +80,11 @@ enum Command {
     Down(production::LifeArgs),
     /// Every Sess (state, workers, requests, memory) and every Gig (HTTP status through nginx).
     Status(production::JsonArgs),
+    /// System mode: look at this server (the uWSGI Emperor, nginx, directories, accounts) and
+    /// print what is wrong with the exact command or line that fixes it; changes nothing.
+    ///
+    /// Exit 0 when everything is in order, 1 when something is wrong.
+    Doctor(doctor::DoctorArgs),
 }
 
 /// Runs the command line on `args` (the first is the program name, as in `std::env::args_os`).
@@ -109,5 +115,6 @@ where
         Command::Up(args) => production::up(&args),
         Command::Down(args) => production::down(&args),
         Command::Status(args) => production::status(&args),
+        Command::Doctor(args) => doctor::run(&args),
     }
 }

@@ -32,7 +32,9 @@ use backstage_uwsgi::stage_set::{self, Progress};
 use backstage_uwsgi::{Client, Request, Target};
 use serde::Serialize;
 
+mod doctor;
 mod system;
+pub use doctor::{Diagnosis, Finding, doctor};
 pub use system::{Host, nginx_can_reach, resolve};
 
 /// What the Production Manager can fail with.
@@ -128,6 +130,14 @@ pub enum ManagerError {
         emperor_user: String,
         /// The Emperor's ini file.
         config: Option<PathBuf>,
+    },
+    /// The operation needs system mode.
+    #[error(
+        "`{what}` looks at the server's own Emperor and nginx, which is system mode; this Production is in user mode"
+    )]
+    NotSystemMode {
+        /// The command.
+        what: &'static str,
     },
     /// The operation needs user mode.
     #[error(
@@ -377,6 +387,8 @@ pub fn apply(
         host.preflight(production)?;
         // Again after every reboot: `/run` starts empty.
         host.ensure_dirs(production)?;
+        // No `up` in system mode: apply builds what the Stages lack (idempotent).
+        build_stages(production, progress)?;
     }
     let state_dir = production.layout.state_dir.as_path();
     let _lock = ApplyLock::acquire(state_dir, &production.name, options.lock_wait)?;
@@ -702,6 +714,25 @@ fn relink_copies(
         check_nginx_reaches(host, &copies)?;
     }
     Ok(copies)
+}
+
+/// Builds every Stage: virtualenv, requirements (and uWSGI in user mode), static files.
+fn build_stages(
+    production: &Production,
+    progress: &mut dyn FnMut(Event),
+) -> Result<(), ManagerError> {
+    for stage in production.stages.keys() {
+        progress(Event::Step(format!("building Stage `{stage}`")));
+        stage_set::build_stage(production, stage, &mut |p| {
+            progress(match p {
+                Progress::Step(s) => Event::Step(s),
+                Progress::Output(s) => Event::Output(s),
+                Progress::Skipped(s) => Event::Skipped(s),
+                other => Event::Output(format!("{other:?}")),
+            });
+        })?;
+    }
+    Ok(())
 }
 
 /// How many Sess start at once: twice the cores, at least four.
@@ -1152,17 +1183,7 @@ pub fn up(
             what: "backstage up",
         });
     }
-    for stage in production.stages.keys() {
-        progress(Event::Step(format!("building Stage `{stage}`")));
-        stage_set::build_stage(production, stage, &mut |p| {
-            progress(match p {
-                Progress::Step(s) => Event::Step(s),
-                Progress::Output(s) => Event::Output(s),
-                Progress::Skipped(s) => Event::Skipped(s),
-                other => Event::Output(format!("{other:?}")),
-            });
-        })?;
-    }
+    build_stages(production, progress)?;
     let nginx = UserNginx::of(production);
     for dir in nginx.dirs.iter().chain([
         &production.layout.run_dir.as_path().to_owned(),

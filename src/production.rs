@@ -74,7 +74,7 @@ pub(crate) struct UpArgs {
 }
 
 /// Loads and validates the manifest; on problems prints them as `check` does.
-fn load(arg: &ManifestArg) -> Result<(Manifest, Production), ExitCode> {
+pub(crate) fn load(arg: &ManifestArg) -> Result<(Manifest, Production), ExitCode> {
     let manifest = read_manifest(arg).map_err(|(code, _)| code)?;
     match manifest.parse() {
         Ok(p) => Ok((manifest, p)),
@@ -91,7 +91,7 @@ fn load(arg: &ManifestArg) -> Result<(Manifest, Production), ExitCode> {
     }
 }
 
-fn fail(e: &ManagerError, json: bool) -> ExitCode {
+pub(crate) fn fail(e: &ManagerError, json: bool) -> ExitCode {
     let message = error_chain(e);
     if json {
         println!("{}", serde_json::json!({"error": message}));

@@ -232,6 +232,24 @@ impl Sandbox {
 
 impl Drop for Sandbox {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            // What the Emperor and nginx said, for the failure's report.
+            let emperor =
+                std::fs::read_to_string(self.root.join("emperor.log")).unwrap_or_default();
+            let tail: Vec<&str> = emperor.lines().rev().take(40).collect();
+            eprintln!("--- the Emperor's log, last lines:");
+            for l in tail.iter().rev() {
+                eprintln!("  | {l}");
+            }
+            let ls = Command::new("ls")
+                .args(["-laR", "/var/log/backstage", "/run/backstage"])
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default();
+            eprintln!("--- Backstage's directories:\n{ls}");
+            let nginx = std::fs::read_to_string("/var/log/nginx/error.log").unwrap_or_default();
+            eprintln!("--- nginx's error log:\n{nginx}");
+        }
         self.stop_emperor();
     }
 }
@@ -412,6 +430,22 @@ fn foreign_files_stay_byte_identical_and_foreign_sites_are_tested_as_nginx_loads
             assert!(!Path::new("/etc/nginx/sites-enabled/backstage.jazzclub.jazz.conf").exists());
             let (_, echo) = get(80, "echo.localhost", "/").unwrap();
             assert_eq!(echo.trim(), "flag 0");
+
+            // `check` and `plan` refuse a name a foreign site serves, as `apply` does.
+            s.write_manifest(&manifest("www-data", false, 1).replace(
+                "server_names = [\"jazz.localhost\"]",
+                "server_names = [\"jazz.localhost\", \"echo.localhost\"]",
+            ));
+            for command in ["check", "plan", "apply"] {
+                let out = s.backstage(&[command]);
+                assert!(!out.status.success(), "{command}");
+                let err = stderr(&out);
+                assert!(
+                    err.contains("echo.localhost") && err.contains("/etc/nginx/sites-enabled/echo"),
+                    "{command}: {err}"
+                );
+            }
+            assert_eq!(foreign_files(&dirs), before, "refused names");
         },
     );
 }
@@ -534,4 +568,81 @@ fn without_root_system_mode_says_it_needs_root() {
             stderr(&out)
         );
     });
+}
+
+#[test]
+fn doctor_names_what_is_wrong_on_the_server_and_the_fix() {
+    sandboxed(
+        "doctor_names_what_is_wrong_on_the_server_and_the_fix",
+        |s| {
+            s.write_manifest(&manifest("nobody", false, 1));
+            // A broken server: no Emperor, and an nginx.conf that does not load sites-enabled.
+            s.stop_emperor();
+            let conf = std::fs::read_to_string("/etc/nginx/nginx.conf").unwrap();
+            let without = conf.replace("include /etc/nginx/sites-enabled/*;", "");
+            assert_ne!(conf, without);
+            std::fs::write("/etc/nginx/nginx.conf", &without).unwrap();
+            let out = s.backstage(&["doctor", "--json"]);
+            assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+            let d: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            let finding = |check: &str| {
+                d["findings"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|f| f["check"] == check)
+                    .unwrap_or_else(|| panic!("no `{check}` finding in {d}"))
+                    .clone()
+            };
+            assert_eq!(d["ok"], false);
+            let emperor = finding("emperor");
+            assert_eq!(emperor["ok"], false);
+            assert!(
+                emperor["fix"]
+                    .as_str()
+                    .unwrap()
+                    .contains("systemctl enable --now uwsgi-emperor")
+            );
+            let sites = finding("nginx_sites");
+            assert_eq!(sites["ok"], false);
+            assert!(
+                sites["fix"]
+                    .as_str()
+                    .unwrap()
+                    .contains("include /etc/nginx/sites-enabled/*;"),
+                "{sites}"
+            );
+            assert_eq!(finding("run_dir")["ok"], false);
+            // apply refuses up front too, saying what to start.
+            let out = s.backstage(&["apply"]);
+            assert!(
+                stderr(&out).contains("no uWSGI Emperor watches"),
+                "{}",
+                stderr(&out)
+            );
+
+            // The stock Emperor runs as www-data: a Sess as `nobody` cannot work, and doctor says how
+            // to make the Emperor root.
+            std::fs::write("/etc/nginx/nginx.conf", &conf).unwrap();
+            s.start_emperor();
+            let out = s.backstage(&["doctor"]);
+            assert_eq!(out.status.code(), Some(1));
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                text.contains("cannot switch users")
+                    && text.contains("/etc/uwsgi-emperor/emperor.ini"),
+                "{text}"
+            );
+
+            // Mended: everything in order once applied.
+            s.make_emperor_root();
+            ok(&s.backstage(&["apply"]));
+            let out = s.backstage(&["doctor"]);
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stdout)
+            );
+        },
+    );
 }

@@ -36,6 +36,10 @@ pub fn foreign_server_names(
         .collect();
     paths.sort();
     for file in paths {
+        // Only regular files (through links): reading a FIFO would block.
+        if !std::fs::metadata(&file).is_ok_and(|m| m.is_file()) {
+            continue;
+        }
         let Ok(bytes) = std::fs::read(&file) else {
             continue;
         };
@@ -57,27 +61,57 @@ fn is_hidden(p: &Path) -> bool {
         .is_none_or(|n| n.starts_with('.'))
 }
 
-/// Refuses a server name a foreign site already serves (system mode; user mode has its own
-/// nginx and no foreign sites). The error names the Venue and the foreign file.
-pub fn check_foreign(production: &Production) -> Result<(), Error> {
+/// A server name of a Venue that a foreign site already serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct NameClash {
+    /// The Venue.
+    pub venue: String,
+    /// The index of the name in the Venue's `server_names`.
+    pub index: usize,
+    /// The name.
+    pub name: String,
+    /// The foreign site file serving it.
+    pub file: PathBuf,
+}
+
+/// Every server name of the Production that a foreign site already serves (system mode; user
+/// mode has its own nginx and no foreign sites).
+pub fn foreign_clashes(production: &Production) -> Result<Vec<NameClash>, Error> {
     let Some(enabled) = &production.layout.nginx_enabled_dir else {
-        return Ok(());
+        return Ok(Vec::new());
     };
     let foreign = foreign_server_names(enabled.as_path(), production)?;
+    let mut out = Vec::new();
     for (venue_name, venue) in &production.venues {
-        for name in &venue.server_names {
-            for site in &foreign {
-                if site.server_names.iter().any(|n| serves(n, name.as_str())) {
-                    return Err(Error::NameTaken {
-                        name: name.to_string(),
-                        venue: venue_name.to_string(),
-                        file: site.file.clone(),
-                    });
-                }
+        for (index, name) in venue.server_names.iter().enumerate() {
+            if let Some(site) = foreign
+                .iter()
+                .find(|site| site.server_names.iter().any(|n| serves(n, name.as_str())))
+            {
+                out.push(NameClash {
+                    venue: venue_name.to_string(),
+                    index,
+                    name: name.to_string(),
+                    file: site.file.clone(),
+                });
             }
         }
     }
-    Ok(())
+    Ok(out)
+}
+
+/// Refuses a server name a foreign site already serves. The error names the Venue and the
+/// foreign file.
+pub fn check_foreign(production: &Production) -> Result<(), Error> {
+    match foreign_clashes(production)?.into_iter().next() {
+        Some(c) => Err(Error::NameTaken {
+            name: c.name,
+            venue: c.venue,
+            file: c.file,
+        }),
+        None => Ok(()),
+    }
 }
 
 /// Whether a foreign `server_name` entry claims exactly `ours`: the same name, or nginx's

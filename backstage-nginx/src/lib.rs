@@ -55,7 +55,7 @@ mod validate;
 
 pub use enable::{disable_site, enable_site, enabled_link};
 pub use error::Error;
-pub use foreign::{ForeignSite, check_foreign, foreign_server_names};
+pub use foreign::{ForeignSite, NameClash, check_foreign, foreign_clashes, foreign_server_names};
 pub use reload::{Reloaded, children, master_pid, reload};
 pub use render::{
     PROBE_ANSWER, PROBE_HEADER, RenderOptions, UserNginx, WorkerUser, render, render_with,

@@ -283,8 +283,10 @@ fn mirror_foreign(production: &Production, enabled: &Path, view: &Path) -> Resul
         let Ok(meta) = std::fs::symlink_metadata(&path) else {
             continue;
         };
-        let ours = match std::fs::read(&path) {
-            Ok(bytes) => files::is_ours(&bytes, &production.name),
+        let ours = match std::fs::metadata(&path) {
+            // Only regular files are read (a FIFO would block); anything else is foreign.
+            Ok(m) if !m.is_file() => false,
+            Ok(_) => std::fs::read(&path).is_ok_and(|b| files::is_ours(&b, &production.name)),
             // A dangling link into the Production's sites directory was one of its sites.
             Err(_) => std::fs::read_link(&path)
                 .is_ok_and(|t| t.parent() == Some(production.layout.nginx_dir.as_path())),

@@ -84,16 +84,25 @@ pub fn build_stage(
         .state_dir
         .as_path()
         .join(format!("stage-{stage}.installed"));
-    let stamp = install_stamp(&python, &requirements)?;
+    // System mode: the system's Emperor (its uWSGI) runs the Sess; the Stage holds the Acts'
+    // requirements only.
+    let with_uwsgi = production.mode == backstage_core::Mode::User;
+    let stamp = install_stamp(&python, &requirements)? + if with_uwsgi { "" } else { "no-uwsgi\n" };
     let previous = std::fs::read_to_string(&stamp_path).ok();
     if previous.as_deref() == Some(stamp.as_str()) {
         progress(Progress::Skipped(
             "uwsgi and requirements unchanged since the last install".to_owned(),
         ));
+    } else if !with_uwsgi && requirements.is_empty() {
+        progress(Progress::Skipped(
+            "no requirements to install (the system's Emperor brings uWSGI)".to_owned(),
+        ));
     } else {
         let mut cmd = Command::new(&python);
-        cmd.args(["-m", "pip", "install", "--disable-pip-version-check"])
-            .arg(UWSGI_REQUIREMENT);
+        cmd.args(["-m", "pip", "install", "--disable-pip-version-check"]);
+        if with_uwsgi {
+            cmd.arg(UWSGI_REQUIREMENT);
+        }
         for r in &requirements {
             cmd.arg("-r").arg(r);
         }

@@ -133,10 +133,11 @@ fn inspect(pid: i32) -> Option<SystemEmperor> {
     let cwd = fs::read_link(format!("/proc/{pid}/cwd")).unwrap_or_else(|_| PathBuf::from("/"));
     let (config, mut watches, mut tyrant) = from_args(&args);
     let config = config.map(|c| if c.is_absolute() { c } else { cwd.join(c) });
+    let mut opts = Vec::new();
     if let Some(ini) = &config
         && let Ok(text) = fs::read_to_string(ini)
     {
-        let opts = ini_options(&text);
+        opts = ini_options(&text);
         if watches.is_none() {
             watches = opts
                 .iter()
@@ -148,7 +149,21 @@ fn inspect(pid: i32) -> Option<SystemEmperor> {
             .any(|(k, v)| k == "emperor-tyrant" && is_true(v));
     }
     let watches = watches?;
-    let (uid, gid) = effective_ids(pid)?;
+    let (mut uid, mut gid) = effective_ids(pid)?;
+    // An Emperor just started still runs as root for a moment before it drops to its `uid`:
+    // the account it is configured with is the one its vassals get.
+    let option = |name: &str| {
+        opts.iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    if let Some(u) = option("uid").and_then(uid_of) {
+        uid = u;
+    }
+    if let Some(g) = option("gid").and_then(gid_of) {
+        gid = g;
+    }
     Some(SystemEmperor {
         pid,
         exe,
@@ -161,6 +176,24 @@ fn inspect(pid: i32) -> Option<SystemEmperor> {
             cwd.join(watches)
         },
         tyrant,
+    })
+}
+
+fn uid_of(name: &str) -> Option<u32> {
+    name.parse().ok().or_else(|| {
+        nix::unistd::User::from_name(name)
+            .ok()
+            .flatten()
+            .map(|u| u.uid.as_raw())
+    })
+}
+
+fn gid_of(name: &str) -> Option<u32> {
+    name.parse().ok().or_else(|| {
+        nix::unistd::Group::from_name(name)
+            .ok()
+            .flatten()
+            .map(|g| g.gid.as_raw())
     })
 }
 
