@@ -18,9 +18,16 @@ pub(crate) struct CheckArgs {
     json: bool,
 }
 
-/// Reads the manifest named by `-f` or found by discovery; reports a failure on stderr and
-/// returns the exit code with the message.
-pub(crate) fn read_manifest(arg: &ManifestArg) -> Result<Manifest, (ExitCode, String)> {
+/// Why the manifest could not be read: the exit code, the message, and where in the file
+/// (line, column) when that is known.
+pub(crate) struct ReadFailure {
+    pub(crate) code: ExitCode,
+    pub(crate) message: String,
+    pub(crate) position: Option<(usize, usize)>,
+}
+
+/// Reads the manifest named by `-f` or found by discovery; reports a failure on stderr.
+pub(crate) fn read_manifest(arg: &ManifestArg) -> Result<Manifest, ReadFailure> {
     let result = match &arg.file {
         Some(path) => Manifest::read(path),
         None => std::env::current_dir()
@@ -38,7 +45,15 @@ pub(crate) fn read_manifest(arg: &ManifestArg) -> Result<Manifest, (ExitCode, St
                 "hint: name one with `-f FILE`, or run from the directory holding `backstage.toml`"
             );
         }
-        (ExitCode::FAILURE, message)
+        let position = match e {
+            backstage_core::Error::NotUtf8 { line, column, .. } => Some((line, column)),
+            _ => None,
+        };
+        ReadFailure {
+            code: ExitCode::FAILURE,
+            message,
+            position,
+        }
     })
 }
 
@@ -57,10 +72,15 @@ pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
 pub(crate) fn run(args: &CheckArgs) -> ExitCode {
     let manifest = match read_manifest(&args.manifest) {
         Ok(m) => m,
-        Err((code, message)) => {
+        Err(ReadFailure {
+            code,
+            message,
+            position,
+        }) => {
             if args.json {
                 // Scripts still get a document; it names the failure like any other problem.
-                let error = serde_json::json!({"path": "", "line": 0, "column": 0, "message": message, "hint": null});
+                let (line, column) = position.unwrap_or((0, 0));
+                let error = serde_json::json!({"path": "", "line": line, "column": column, "message": message, "hint": null});
                 println!("{}", serde_json::json!({"ok": false, "errors": [error]}));
             }
             return code;

@@ -81,7 +81,7 @@ pub(crate) fn run(args: &DnsArgs) -> ExitCode {
 
 /// Plans, and applies when asked; failures are reported on stderr and returned as text.
 fn run_inner(opts: &DnsOpts, apply: bool) -> Result<Plan, String> {
-    let manifest = read_manifest(&opts.manifest).map_err(|(_, message)| message)?;
+    let manifest = read_manifest(&opts.manifest).map_err(|failure| failure.message)?;
     let production = manifest.parse().map_err(|problems| {
         let renderer = annotate_snippets::Renderer::plain();
         eprint!("{}", render_problems(&manifest, &problems, &renderer));

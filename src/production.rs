@@ -75,7 +75,7 @@ pub(crate) struct UpArgs {
 
 /// Loads and validates the manifest; on problems prints them as `check` does.
 fn load(arg: &ManifestArg) -> Result<(Manifest, Production), ExitCode> {
-    let manifest = read_manifest(arg).map_err(|(code, _)| code)?;
+    let manifest = read_manifest(arg).map_err(|failure| failure.code)?;
     match manifest.parse() {
         Ok(p) => Ok((manifest, p)),
         Err(problems) => {

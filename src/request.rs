@@ -62,7 +62,7 @@ fn sess_target(args: &RequestArgs) -> Result<(Target, String), ExitCode> {
     let arg = crate::ManifestArg {
         file: args.file.clone(),
     };
-    let manifest = crate::check::read_manifest(&arg).map_err(|(code, _)| code)?;
+    let manifest = crate::check::read_manifest(&arg).map_err(|failure| failure.code)?;
     let production = manifest.load().map_err(|e| {
         eprintln!("error: {e}; run `backstage check` for the details");
         ExitCode::FAILURE

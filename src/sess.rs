@@ -43,16 +43,17 @@ pub(crate) fn run(args: &SessArgs) -> ExitCode {
     let target = match &args.action {
         SessAction::Start(t) | SessAction::Stop(t) | SessAction::Reload(t) => t,
     };
-    let production = match read_manifest(&target.manifest).and_then(|m| {
-        m.load().map_err(|e| {
-            let message = error_chain(&e);
-            eprintln!("error: {message}");
-            eprintln!("hint: `backstage check` lists every problem");
-            (ExitCode::FAILURE, message)
-        })
-    }) {
+    let production = match read_manifest(&target.manifest)
+        .map_err(|f| f.code)
+        .and_then(|m| {
+            m.load().map_err(|e| {
+                eprintln!("error: {}", error_chain(&e));
+                eprintln!("hint: `backstage check` lists every problem");
+                ExitCode::FAILURE
+            })
+        }) {
         Ok(p) => p,
-        Err((code, _)) => return code,
+        Err(code) => return code,
     };
     match act(&production, &args.action, &target.name) {
         Ok(code) => code,

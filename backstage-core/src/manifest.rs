@@ -6,8 +6,10 @@
 //! all reported together, each at its exact location, instead of stopping at the first.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io::Read as _;
 use std::net::{IpAddr, SocketAddr};
 use std::ops::Range;
+use std::os::unix::fs::{FileTypeExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -29,6 +31,10 @@ use crate::values::{
 /// The manifest's file name.
 pub const MANIFEST_NAME: &str = "backstage.toml";
 
+/// The largest manifest Backstage reads, in bytes (4 MiB: a Production of thousands of Sess
+/// fits many times over). A larger file is refused before it is read.
+pub const MANIFEST_MAX_BYTES: u64 = 4 * 1024 * 1024;
+
 /// A manifest's text and where it came from. Reading it writes nothing.
 #[derive(Debug, Clone)]
 pub struct Manifest {
@@ -38,12 +44,11 @@ pub struct Manifest {
 }
 
 impl Manifest {
-    /// Reads the manifest at `path`.
+    /// Reads the manifest at `path`: a regular file (a symlink to one is fine) of at most
+    /// [`MANIFEST_MAX_BYTES`], in UTF-8. Anything else is refused without blocking.
     pub fn read(path: &Path) -> Result<Manifest, Error> {
-        let source = std::fs::read_to_string(path).map_err(|source| Error::Read {
-            path: path.to_owned(),
-            source,
-        })?;
+        let bytes = read_bounded(path)?;
+        let source = utf8_source(path, bytes)?;
         let absolute = std::path::absolute(path).map_err(|source| Error::Read {
             path: path.to_owned(),
             source,
@@ -67,6 +72,13 @@ impl Manifest {
             }
         }
         Err(Error::ManifestNotFound { start })
+    }
+
+    /// A manifest from bytes, as if they were read from a file at `path`: refused when they are
+    /// not UTF-8, with the offset, line and column of the first invalid byte.
+    pub fn from_bytes(path: PathBuf, base_dir: PathBuf, bytes: Vec<u8>) -> Result<Manifest, Error> {
+        let source = utf8_source(&path, bytes)?;
+        Ok(Manifest::from_source(path, base_dir, source))
     }
 
     /// A manifest from text, as if it were a file at `path`; relative paths in it resolve
@@ -138,6 +150,85 @@ impl Manifest {
             problems,
         })
     }
+}
+
+/// Reads at most [`MANIFEST_MAX_BYTES`] of the regular file at `path`.
+fn read_bounded(path: &Path) -> Result<Vec<u8>, Error> {
+    let read_err = |source| Error::Read {
+        path: path.to_owned(),
+        source,
+    };
+    // Checked before opening (opening a FIFO for reading blocks until a writer comes) and again
+    // on the opened file, in case the path changed in between; O_NONBLOCK keeps that open from
+    // blocking too.
+    ensure_regular(path, &std::fs::metadata(path).map_err(read_err)?)?;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(read_err)?;
+    ensure_regular(path, &file.metadata().map_err(read_err)?)?;
+    let mut bytes = Vec::new();
+    // One byte past the limit tells a file that grew after the size check.
+    file.take(MANIFEST_MAX_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(read_err)?;
+    let size = bytes.len() as u64;
+    if size > MANIFEST_MAX_BYTES {
+        return Err(too_large(path, size));
+    }
+    Ok(bytes)
+}
+
+fn ensure_regular(path: &Path, meta: &std::fs::Metadata) -> Result<(), Error> {
+    let t = meta.file_type();
+    if t.is_file() {
+        return if meta.len() > MANIFEST_MAX_BYTES {
+            Err(too_large(path, meta.len()))
+        } else {
+            Ok(())
+        };
+    }
+    let kind = if t.is_dir() {
+        "a directory"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else if t.is_socket() {
+        "a socket"
+    } else {
+        "not a plain file"
+    };
+    Err(Error::NotAFile {
+        path: path.to_owned(),
+        kind,
+    })
+}
+
+fn too_large(path: &Path, size: u64) -> Error {
+    Error::TooLarge {
+        path: path.to_owned(),
+        size,
+        limit: MANIFEST_MAX_BYTES,
+    }
+}
+
+/// The manifest's text, or where its first invalid UTF-8 byte is.
+fn utf8_source(path: &Path, bytes: Vec<u8>) -> Result<String, Error> {
+    String::from_utf8(bytes).map_err(|e| {
+        let offset = e.utf8_error().valid_up_to();
+        let valid = std::str::from_utf8(&e.as_bytes()[..offset]).unwrap_or_default();
+        let (line, column) = crate::problem::line_column(valid, offset);
+        Error::NotUtf8 {
+            path: path.to_owned(),
+            offset,
+            line,
+            column,
+        }
+    })
 }
 
 impl Production {
