@@ -1,6 +1,6 @@
 //! `backstage check`: validate the manifest, report every problem.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use annotate_snippets::{AnnotationKind, Group, Level, Renderer, Snippet};
@@ -39,9 +39,9 @@ pub(crate) fn read_manifest(arg: &ManifestArg) -> Result<Manifest, ReadFailure> 
     };
     result.map_err(|e| {
         let message = error_chain(&e);
-        eprintln!("error: {message}");
+        errln!("error: {message}");
         if matches!(e, backstage_core::Error::ManifestNotFound { .. }) {
-            eprintln!(
+            errln!(
                 "hint: name one with `-f FILE`, or run from the directory holding `backstage.toml`"
             );
         }
@@ -81,7 +81,7 @@ pub(crate) fn run(args: &CheckArgs) -> ExitCode {
                 // Scripts still get a document; it names the failure like any other problem.
                 let (line, column) = position.unwrap_or((0, 0));
                 let error = serde_json::json!({"path": "", "line": line, "column": column, "message": message, "hint": null});
-                println!("{}", serde_json::json!({"ok": false, "errors": [error]}));
+                outln!("{}", serde_json::json!({"ok": false, "errors": [error]}));
             }
             return code;
         }
@@ -89,20 +89,17 @@ pub(crate) fn run(args: &CheckArgs) -> ExitCode {
     let problems = manifest.check();
     if args.json {
         let doc = serde_json::json!({"ok": problems.is_empty(), "errors": problems});
-        println!("{doc}");
+        outln!("{doc}");
     } else if problems.is_empty() {
-        println!("{}: ok", manifest.path().display());
+        outln!("{}: ok", manifest.path().display());
     } else {
-        let stderr = std::io::stderr();
-        let renderer = if stderr.is_terminal() {
+        let renderer = if std::io::stderr().is_terminal() {
             Renderer::styled()
         } else {
             Renderer::plain()
         };
-        let mut out = stderr.lock();
-        let _ = writeln!(out, "{}", render_problems(&manifest, &problems, &renderer));
-        let _ = writeln!(
-            out,
+        errln!("{}", render_problems(&manifest, &problems, &renderer));
+        errln!(
             "error: {} problem{} in `{}`; nothing was written",
             problems.len(),
             if problems.len() == 1 { "" } else { "s" },

@@ -15,6 +15,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+#[macro_use]
+mod output;
+
 mod check;
 mod dns;
 pub mod manager;
@@ -98,7 +101,7 @@ where
             };
         }
     };
-    match cli.command {
+    let code = match cli.command {
         Command::Check(args) => check::run(&args),
         Command::Dns(args) => dns::run(&args),
         Command::Request(args) => request::run(args),
@@ -109,5 +112,6 @@ where
         Command::Up(args) => production::up(&args),
         Command::Down(args) => production::down(&args),
         Command::Status(args) => production::status(&args),
-    }
+    };
+    output::exit_code(code)
 }

@@ -47,8 +47,8 @@ pub(crate) fn run(args: &SessArgs) -> ExitCode {
         .map_err(|f| f.code)
         .and_then(|m| {
             m.load().map_err(|e| {
-                eprintln!("error: {}", error_chain(&e));
-                eprintln!("hint: `backstage check` lists every problem");
+                errln!("error: {}", error_chain(&e));
+                errln!("hint: `backstage check` lists every problem");
                 ExitCode::FAILURE
             })
         }) {
@@ -58,7 +58,7 @@ pub(crate) fn run(args: &SessArgs) -> ExitCode {
     match act(&production, &args.action, &target.name) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {}", error_chain(&e));
+            errln!("error: {}", error_chain(&e));
             ExitCode::FAILURE
         }
     }
@@ -81,11 +81,11 @@ fn act(
             let placement = sm.start(name)?;
             if placement == Placement::Outdated {
                 let running = sm.current(name)?.vassal;
-                println!(
+                outln!(
                     "{name}: a copy with earlier settings runs from `{running}`; `backstage apply` replaces it without dropping a request"
                 );
             } else {
-                println!(
+                outln!(
                     "{name}: vassal {} `{file}`",
                     match placement {
                         Placement::Created => "placed",
@@ -103,7 +103,7 @@ fn act(
             let before = pids(&sm.state(name, emperor_running)?);
             let file = sm.current(name)?.vassal;
             sm.reload(name)?;
-            println!("{name}: vassal `{file}` touched; the Emperor reloads it");
+            outln!("{name}: vassal `{file}` touched; the Emperor reloads it");
             if !emperor_running {
                 return Ok(not_running_note());
             }
@@ -122,13 +122,13 @@ fn act(
         }
         SessAction::Stop(_) => {
             if !sm.stop(name)? {
-                println!("{name}: not placed; nothing to stop");
+                outln!("{name}: not placed; nothing to stop");
                 return Ok(ExitCode::SUCCESS);
             }
-            println!("{name}: vassal removed; the Emperor stops it");
+            outln!("{name}: vassal removed; the Emperor stops it");
             if emperor_running {
                 sm.wait_stopped(name, WAIT)?;
-                println!("{name}: stopped");
+                outln!("{name}: stopped");
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -143,7 +143,7 @@ fn pids(state: &SessState) -> Vec<u32> {
 }
 
 fn not_running_note() -> ExitCode {
-    println!("note: the Emperor is not running; `backstage up` starts it and every placed Sess");
+    outln!("note: the Emperor is not running; `backstage up` starts it and every placed Sess");
     ExitCode::SUCCESS
 }
 
@@ -155,7 +155,7 @@ fn report(name: &str, state: &SessState) -> ExitCode {
             rss_bytes,
             ..
         } => {
-            println!(
+            outln!(
                 "{name}: running, {workers} worker{}, {requests} requests, {} MiB",
                 if *workers == 1 { "" } else { "s" },
                 rss_bytes / (1024 * 1024)
@@ -163,15 +163,15 @@ fn report(name: &str, state: &SessState) -> ExitCode {
             ExitCode::SUCCESS
         }
         SessState::Stopped => {
-            println!("{name}: stopped");
+            outln!("{name}: stopped");
             ExitCode::SUCCESS
         }
         SessState::Failed { reason, log_tail } => {
-            eprintln!("error: {name} failed: {reason}");
+            errln!("error: {name} failed: {reason}");
             for line in log_tail {
-                eprintln!("  | {line}");
+                errln!("  | {line}");
             }
-            eprintln!("hint: fix the cause, then `backstage sess reload {name}`");
+            errln!("hint: fix the cause, then `backstage sess reload {name}`");
             ExitCode::FAILURE
         }
     }
