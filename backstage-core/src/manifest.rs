@@ -122,14 +122,25 @@ impl Manifest {
             problems: Vec::new(),
         };
         if !syntax.is_empty() {
+            let mut deep = Vec::new().into_iter();
+            if syntax.iter().any(|e| e.span().is_none()) {
+                deep = deep_keys(&self.source).into_iter();
+            }
             for e in syntax {
-                let span = e.span().unwrap_or(0..0);
                 let message = e.message().trim().replace('\n', "; ");
+                // The `toml` crate refuses a too-deep dotted key without saying where.
+                let (span, hint) = match e.span() {
+                    Some(span) => (span, None),
+                    None => (
+                        deep.next().unwrap_or(0..0),
+                        Some(format!("a dotted key has at most {KEY_PARTS_MAX} parts")),
+                    ),
+                };
                 ck.report_at(
                     &TomlPath::default(),
                     span,
                     format!("invalid TOML: {message}"),
-                    None,
+                    hint,
                 );
             }
             return Err(ck.finish());
@@ -149,6 +160,54 @@ impl Manifest {
             path: self.path.clone(),
             problems,
         })
+    }
+}
+
+/// How many parts a dotted key may have: the `toml` crate refuses more (its recursion limit of 80
+/// on the parts before the last), reporting it without a position.
+const KEY_PARTS_MAX: usize = 80;
+
+/// The spans of the dotted keys `toml` refuses as too deep, in file order; the deepest key when
+/// none has more than [`KEY_PARTS_MAX`] parts (a future `toml` may count differently).
+fn deep_keys(src: &str) -> Vec<Range<usize>> {
+    use toml_parser::parser::{Event, EventKind, RecursionGuard};
+    let tokens = toml_parser::Source::new(src).lex().into_vec();
+    // (start of the key, end of its last part, parts so far), and whether a `.` came last.
+    let mut keys: Vec<(usize, usize, usize)> = Vec::new();
+    let mut after_dot = false;
+    let mut on_event = |e: Event| match e.kind() {
+        EventKind::SimpleKey => {
+            let span = e.span();
+            match keys.last_mut() {
+                Some((_, end, parts)) if after_dot => {
+                    *end = span.end();
+                    *parts += 1;
+                }
+                _ => keys.push((span.start(), span.end(), 1)),
+            }
+            after_dot = false;
+        }
+        EventKind::KeySep => after_dot = true,
+        EventKind::Whitespace => {}
+        _ => after_dot = false,
+    };
+    // The same depth guard `toml` parses with: a 100,000-deep array costs no stack here either.
+    let mut guarded = RecursionGuard::new(&mut on_event, 80);
+    toml_parser::parser::parse_document(&tokens, &mut guarded, &mut ());
+    let too_deep: Vec<Range<usize>> = keys
+        .iter()
+        .filter(|(_, _, parts)| *parts > KEY_PARTS_MAX)
+        .map(|&(start, end, _)| start..end)
+        .collect();
+    if too_deep.is_empty() {
+        keys.iter()
+            .rev()
+            .max_by_key(|(_, _, parts)| *parts)
+            .map(|&(start, end, _)| start..end)
+            .into_iter()
+            .collect()
+    } else {
+        too_deep
     }
 }
 
