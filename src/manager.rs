@@ -221,8 +221,35 @@ pub fn apply(
     options: &ApplyOptions,
     progress: &mut dyn FnMut(Event),
 ) -> Result<ApplyReport, ManagerError> {
+    let _lock = take_lock(production, options.lock_wait, progress)?;
+    apply_locked(production, options, progress)
+}
+
+/// Takes the lock that serialises `apply`, `up` and `down`, saying so while it waits. First,
+/// the state dir must still lead where `check` saw it lead (not out through a new symlink).
+fn take_lock(
+    production: &Production,
+    wait: Duration,
+    progress: &mut dyn FnMut(Event),
+) -> Result<ApplyLock, ManagerError> {
+    backstage_core::journal::ensure_inside(&production.layout)?;
     let state_dir = production.layout.state_dir.as_path();
-    let _lock = ApplyLock::acquire(state_dir, &production.name, options.lock_wait)?;
+    let lock = ApplyLock::acquire_reporting(state_dir, &production.name, wait, &mut |holder| {
+        progress(Event::Step(match holder {
+            Some(pid) => format!("waiting for another apply (pid {pid}) to finish"),
+            None => "waiting for another apply to finish".to_owned(),
+        }));
+    })?;
+    Ok(lock)
+}
+
+/// [`apply`], for a caller that holds the lock (`up` takes it once for all it does).
+fn apply_locked(
+    production: &Production,
+    options: &ApplyOptions,
+    progress: &mut dyn FnMut(Event),
+) -> Result<ApplyReport, ManagerError> {
+    let state_dir = production.layout.state_dir.as_path();
     let mut report = ApplyReport::default();
     if let Some(Recovered { restored }) = Journal::recover(state_dir, &production.name)? {
         progress(Event::Step(format!(
@@ -892,6 +919,7 @@ pub fn up(
             what: "backstage up",
         });
     }
+    let _lock = take_lock(production, options.lock_wait, progress)?;
     for stage in production.stages.keys() {
         progress(Event::Step(format!("building Stage `{stage}`")));
         stage_set::build_stage(production, stage, &mut |p| {
@@ -931,7 +959,7 @@ pub fn up(
         progress(Event::Step("starting the uWSGI Emperor".into()));
         emperor.start()?;
     }
-    let apply = apply(production, options, progress)?;
+    let apply = apply_locked(production, options, progress)?;
     // Sess whose vassals were already in place before the Emperor started were not checked by
     // apply: wait for every booked one now.
     let booked: BTreeSet<&Slug> = production
@@ -1037,6 +1065,7 @@ pub fn down(production: &Production, progress: &mut dyn FnMut(Event)) -> Result<
             what: "backstage down",
         });
     }
+    let _lock = take_lock(production, ApplyOptions::default().lock_wait, progress)?;
     let nginx = UserNginx::of(production);
     if let Ok(pid) = backstage_nginx::master_pid(&nginx.pid_file)
         && process_alive(pid)

@@ -146,6 +146,45 @@ pub fn remove_ours(path: &Path, production: &Slug) -> Result<bool, FileError> {
     Ok(true)
 }
 
+/// Where `dir` really leads, when it lies inside `base` as written but a symlink on its way leads
+/// out of `base`: `Some(the resolved path)`. `None` when it stays inside, or when it is not under
+/// `base` as written (an absolute path elsewhere is deliberate). Reads the filesystem, writes
+/// nothing; the part of `dir` that does not exist yet is taken as written.
+pub fn escapes_through_symlink(base: &Path, dir: &Path) -> Option<PathBuf> {
+    if !dir.starts_with(base) {
+        return None;
+    }
+    let real_base = fs::canonicalize(base).unwrap_or_else(|_| base.to_owned());
+    let resolved = resolve_existing(dir, 0);
+    (!resolved.starts_with(&real_base)).then_some(resolved)
+}
+
+/// `path` with its longest existing prefix canonicalized and the rest appended; a dangling
+/// symlink on the way is followed as written (`depth` bounds a loop of them).
+fn resolve_existing(path: &Path, depth: usize) -> PathBuf {
+    let mut missing = Vec::new();
+    let mut cur = path;
+    loop {
+        if let Ok(real) = fs::canonicalize(cur) {
+            return missing.iter().rev().fold(real, |p, name| p.join(name));
+        }
+        if depth < 40
+            && let Ok(target) = fs::read_link(cur)
+        {
+            let followed = cur.parent().unwrap_or(Path::new("/")).join(target);
+            let real = resolve_existing(&followed, depth + 1);
+            return missing.iter().rev().fold(real, |p, name| p.join(name));
+        }
+        match (cur.parent(), cur.file_name()) {
+            (Some(parent), Some(name)) => {
+                missing.push(name.to_owned());
+                cur = parent;
+            }
+            _ => return path.to_owned(),
+        }
+    }
+}
+
 /// fsyncs a directory so a rename or removal in it survives a power loss.
 pub fn sync_dir(dir: &Path) -> Result<(), FileError> {
     File::open(dir)

@@ -920,6 +920,27 @@ fn production_section(
             nginx_enabled_dir: enabled?,
         })
     });
+    // "May not climb out" holds for where the directories really lead, not only as written.
+    for e in layout.iter().flat_map(Layout::escapes) {
+        let span = t
+            .map
+            .get(e.key)
+            .map_or_else(|| t.span.clone(), Spanned::span);
+        ck.report_at(
+            &t.path.key(e.key),
+            span,
+            format!(
+                "`{}` `{}` leads out of the manifest's directory through a symlink, to `{}`",
+                e.key,
+                e.dir.display(),
+                e.leads_to.display()
+            ),
+            Some(format!(
+                "make it a real directory, or write the absolute path `{}` if it belongs there",
+                e.leads_to.display()
+            )),
+        );
+    }
     t.finish(ck, PRODUCTION_KEYS);
     Some((name?, mode?, layout?))
 }
