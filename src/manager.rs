@@ -250,6 +250,12 @@ fn apply_locked(
     progress: &mut dyn FnMut(Event),
 ) -> Result<ApplyReport, ManagerError> {
     let state_dir = production.layout.state_dir.as_path();
+    for leftover in backstage_core::files::sweep_temp_files(production)? {
+        progress(Event::Step(format!(
+            "removed `{}`, left by an interrupted write",
+            leftover.display()
+        )));
+    }
     let mut report = ApplyReport::default();
     if let Some(Recovered { restored }) = Journal::recover(state_dir, &production.name)? {
         progress(Event::Step(format!(

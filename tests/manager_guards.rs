@@ -119,3 +119,29 @@ fn apply_refuses_a_state_dir_linked_outside_after_check() {
         Err(ManagerError::Journal(JournalError::Escapes { .. }))
     ));
 }
+
+#[test]
+fn apply_removes_temp_files_a_killed_write_left() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = production(dir.path());
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let dead = child.id();
+    child.wait().unwrap();
+    let vassals = p.layout.vassal_dir.as_path();
+    std::fs::create_dir_all(vassals).unwrap();
+    let leftover = vassals.join(format!(".backstage.guards.club-a.ini.{dead}.tmp"));
+    let foreign = vassals.join(format!(".backstage.other.club-a.ini.{dead}.tmp"));
+    std::fs::write(&leftover, "half a vassal").unwrap();
+    std::fs::write(&foreign, "not ours").unwrap();
+    let mut events = Vec::new();
+    manager::apply(&p, &ApplyOptions::default(), &mut |e| events.push(e)).unwrap();
+    assert!(!leftover.exists());
+    assert!(foreign.exists());
+    assert!(
+        steps(&events).contains(&format!(
+            "removed `{}`, left by an interrupted write",
+            leftover.display()
+        )),
+        "{events:?}"
+    );
+}
