@@ -914,7 +914,7 @@ pub struct UpReport {
 }
 
 /// User mode: builds the Stages, starts the Emperor, applies, starts nginx, and waits until
-/// every Gig answers through nginx. Idempotent.
+/// every Gig answers through nginx, all under the apply lock. Idempotent.
 pub fn up(
     production: &Production,
     options: &ApplyOptions,
@@ -1064,7 +1064,7 @@ fn start_nginx(production: &Production, options: &ApplyOptions) -> Result<(), Ma
 }
 
 /// User mode: stops nginx and the Emperor (and with it every Sess), and waits until nothing is
-/// left running. Idempotent.
+/// left running; a running apply (or `up`) finishes first, as it holds the apply lock. Idempotent.
 pub fn down(production: &Production, progress: &mut dyn FnMut(Event)) -> Result<(), ManagerError> {
     if production.mode != Mode::User {
         return Err(ManagerError::NotUserMode {
