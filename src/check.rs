@@ -1,6 +1,6 @@
 //! `backstage check`: validate the manifest, report every problem.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use annotate_snippets::{AnnotationKind, Group, Level, Renderer, Snippet};
@@ -18,9 +18,16 @@ pub(crate) struct CheckArgs {
     json: bool,
 }
 
-/// Reads the manifest named by `-f` or found by discovery; reports a failure on stderr and
-/// returns the exit code with the message.
-pub(crate) fn read_manifest(arg: &ManifestArg) -> Result<Manifest, (ExitCode, String)> {
+/// Why the manifest could not be read: the exit code, the message, and where in the file
+/// (line, column) when that is known.
+pub(crate) struct ReadFailure {
+    pub(crate) code: ExitCode,
+    pub(crate) message: String,
+    pub(crate) position: Option<(usize, usize)>,
+}
+
+/// Reads the manifest named by `-f` or found by discovery; reports a failure on stderr.
+pub(crate) fn read_manifest(arg: &ManifestArg) -> Result<Manifest, ReadFailure> {
     let result = match &arg.file {
         Some(path) => Manifest::read(path),
         None => std::env::current_dir()
@@ -32,13 +39,21 @@ pub(crate) fn read_manifest(arg: &ManifestArg) -> Result<Manifest, (ExitCode, St
     };
     result.map_err(|e| {
         let message = error_chain(&e);
-        eprintln!("error: {message}");
+        errln!("error: {message}");
         if matches!(e, backstage_core::Error::ManifestNotFound { .. }) {
-            eprintln!(
+            errln!(
                 "hint: name one with `-f FILE`, or run from the directory holding `backstage.toml`"
             );
         }
-        (ExitCode::FAILURE, message)
+        let position = match e {
+            backstage_core::Error::NotUtf8 { line, column, .. } => Some((line, column)),
+            _ => None,
+        };
+        ReadFailure {
+            code: ExitCode::FAILURE,
+            message,
+            position,
+        }
     })
 }
 
@@ -57,11 +72,16 @@ pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
 pub(crate) fn run(args: &CheckArgs) -> ExitCode {
     let manifest = match read_manifest(&args.manifest) {
         Ok(m) => m,
-        Err((code, message)) => {
+        Err(ReadFailure {
+            code,
+            message,
+            position,
+        }) => {
             if args.json {
                 // Scripts still get a document; it names the failure like any other problem.
-                let error = serde_json::json!({"path": "", "line": 0, "column": 0, "message": message, "hint": null});
-                println!("{}", serde_json::json!({"ok": false, "errors": [error]}));
+                let (line, column) = position.unwrap_or((0, 0));
+                let error = serde_json::json!({"path": "", "line": line, "column": column, "message": message, "hint": null});
+                outln!("{}", serde_json::json!({"ok": false, "errors": [error]}));
             }
             return code;
         }
@@ -72,20 +92,17 @@ pub(crate) fn run(args: &CheckArgs) -> ExitCode {
     }
     if args.json {
         let doc = serde_json::json!({"ok": problems.is_empty(), "errors": problems});
-        println!("{doc}");
+        outln!("{doc}");
     } else if problems.is_empty() {
-        println!("{}: ok", manifest.path().display());
+        outln!("{}: ok", manifest.path().display());
     } else {
-        let stderr = std::io::stderr();
-        let renderer = if stderr.is_terminal() {
+        let renderer = if std::io::stderr().is_terminal() {
             Renderer::styled()
         } else {
             Renderer::plain()
         };
-        let mut out = stderr.lock();
-        let _ = writeln!(out, "{}", render_problems(&manifest, &problems, &renderer));
-        let _ = writeln!(
-            out,
+        errln!("{}", render_problems(&manifest, &problems, &renderer));
+        errln!(
             "error: {} problem{} in `{}`; nothing was written",
             problems.len(),
             if problems.len() == 1 { "" } else { "s" },

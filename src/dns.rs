@@ -52,27 +52,27 @@ pub(crate) fn run(args: &DnsArgs) -> ExitCode {
     match run_inner(opts, apply) {
         Ok(plan) => {
             if opts.json {
-                println!(
+                outln!(
                     "{}",
                     serde_json::to_string(&plan).expect("a plan serialises")
                 );
             } else {
                 for change in &plan.changes {
-                    println!("{}", describe(change));
+                    outln!("{}", describe(change));
                 }
                 let n = plan.changes.len();
                 let s = if n == 1 { "" } else { "s" };
                 match (n, apply) {
-                    (0, _) => println!("dns: up to date; nothing to change"),
-                    (_, false) => println!("dns: {n} change{s} to make; run `backstage dns apply`"),
-                    (_, true) => println!("dns: {n} change{s} applied"),
+                    (0, _) => outln!("dns: up to date; nothing to change"),
+                    (_, false) => outln!("dns: {n} change{s} to make; run `backstage dns apply`"),
+                    (_, true) => outln!("dns: {n} change{s} applied"),
                 }
             }
             ExitCode::SUCCESS
         }
         Err(message) => {
             if opts.json {
-                println!("{}", serde_json::json!({ "error": message }));
+                outln!("{}", serde_json::json!({ "error": message }));
             }
             ExitCode::FAILURE
         }
@@ -81,30 +81,31 @@ pub(crate) fn run(args: &DnsArgs) -> ExitCode {
 
 /// Plans, and applies when asked; failures are reported on stderr and returned as text.
 fn run_inner(opts: &DnsOpts, apply: bool) -> Result<Plan, String> {
-    let manifest = read_manifest(&opts.manifest).map_err(|(_, message)| message)?;
+    let manifest = read_manifest(&opts.manifest).map_err(|failure| failure.message)?;
     let production = manifest.parse().map_err(|problems| {
         let renderer = annotate_snippets::Renderer::plain();
-        eprint!("{}", render_problems(&manifest, &problems, &renderer));
+        let report = render_problems(&manifest, &problems, &renderer);
+        errln!("{}", report.strip_suffix('\n').unwrap_or(&report));
         let message = format!(
             "`{}` has {} problem(s); nothing was changed",
             manifest.path().display(),
             problems.len()
         );
-        eprintln!("error: {message}");
+        errln!("error: {message}");
         message
     })?;
     let fail = |e: backstage_producer::Error| {
         let message = error_chain(&e);
-        eprintln!("error: {message}");
+        errln!("error: {message}");
         message
     };
     let Some(producer) = production.producer.as_ref() else {
         let e = backstage_producer::Error::NoProducer;
-        eprintln!("hint: add `[producer]` with `api_url`, `api_key_env` and `address`");
+        errln!("hint: add `[producer]` with `api_url`, `api_key_env` and `address`");
         return Err(fail(e));
     };
     if matches!(producer.api_key, backstage_core::ApiKey::Inline(_)) {
-        eprintln!(
+        errln!(
             "warning: `producer.api_key` keeps the PowerDNS key in the manifest; prefer `api_key_env`"
         );
     }
@@ -114,7 +115,7 @@ fn run_inner(opts: &DnsOpts, apply: bool) -> Result<Plan, String> {
         .build()
         .map_err(|e| {
             let message = format!("cannot start the async runtime: {e}");
-            eprintln!("error: {message}");
+            errln!("error: {message}");
             message
         })?;
     runtime.block_on(async {

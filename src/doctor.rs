@@ -28,24 +28,24 @@ pub(crate) fn run(args: &DoctorArgs) -> ExitCode {
         Err(e) => return fail(&e, args.json),
     };
     if args.json {
-        println!("{}", serde_json::to_string(&diagnosis).expect("serializes"));
+        outln!("{}", serde_json::to_string(&diagnosis).expect("serializes"));
     } else {
         for f in &diagnosis.findings {
-            println!(
+            outln!(
                 "{} {:<14} {}",
                 if f.ok { "ok " } else { "BAD" },
                 f.check,
                 f.detail
             );
             if let Some(fix) = &f.fix {
-                println!("    {:<14} fix: {fix}", "");
+                outln!("    {:<14} fix: {fix}", "");
             }
         }
         let bad = diagnosis.findings.iter().filter(|f| !f.ok).count();
         if bad == 0 {
-            println!("\nthis server can run the Production");
+            outln!("\nthis server can run the Production");
         } else {
-            println!(
+            outln!(
                 "\n{bad} problem{} on this server; the `fix:` lines say how to mend each",
                 if bad == 1 { "" } else { "s" }
             );

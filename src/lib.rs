@@ -15,6 +15,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+#[macro_use]
+mod output;
+
 mod check;
 mod dns;
 mod doctor;
@@ -104,7 +107,7 @@ where
             };
         }
     };
-    match cli.command {
+    let code = match cli.command {
         Command::Check(args) => check::run(&args),
         Command::Dns(args) => dns::run(&args),
         Command::Request(args) => request::run(args),
@@ -116,5 +119,6 @@ where
         Command::Down(args) => production::down(&args),
         Command::Status(args) => production::status(&args),
         Command::Doctor(args) => doctor::run(&args),
-    }
+    };
+    output::exit_code(code)
 }

@@ -387,11 +387,47 @@ pub fn apply(
         host.preflight(production)?;
         // Again after every reboot: `/run` starts empty.
         host.ensure_dirs(production)?;
+    }
+    let _lock = take_lock(production, options.lock_wait, progress)?;
+    if host.is_some() {
         // No `up` in system mode: apply builds what the Stages lack (idempotent).
         build_stages(production, progress)?;
     }
+    apply_locked(production, host, options, progress)
+}
+
+/// Takes the lock that serialises `apply`, `up` and `down`, saying so while it waits. First,
+/// the state dir must still lead where `check` saw it lead (not out through a new symlink).
+fn take_lock(
+    production: &Production,
+    wait: Duration,
+    progress: &mut dyn FnMut(Event),
+) -> Result<ApplyLock, ManagerError> {
+    backstage_core::journal::ensure_inside(&production.layout)?;
     let state_dir = production.layout.state_dir.as_path();
-    let _lock = ApplyLock::acquire(state_dir, &production.name, options.lock_wait)?;
+    let lock = ApplyLock::acquire_reporting(state_dir, &production.name, wait, &mut |holder| {
+        progress(Event::Step(match holder {
+            Some(pid) => format!("waiting for another apply (pid {pid}) to finish"),
+            None => "waiting for another apply to finish".to_owned(),
+        }));
+    })?;
+    Ok(lock)
+}
+
+/// [`apply`], for a caller that holds the lock (`up` takes it once for all it does).
+fn apply_locked(
+    production: &Production,
+    host: Option<&Host>,
+    options: &ApplyOptions,
+    progress: &mut dyn FnMut(Event),
+) -> Result<ApplyReport, ManagerError> {
+    let state_dir = production.layout.state_dir.as_path();
+    for leftover in backstage_core::files::sweep_temp_files(production)? {
+        progress(Event::Step(format!(
+            "removed `{}`, left by an interrupted write",
+            leftover.display()
+        )));
+    }
     let mut report = ApplyReport::default();
     if let Some(Recovered { restored }) = Journal::recover(state_dir, &production.name)? {
         progress(Event::Step(format!(
@@ -1172,7 +1208,7 @@ pub struct UpReport {
 }
 
 /// User mode: builds the Stages, starts the Emperor, applies, starts nginx, and waits until
-/// every Gig answers through nginx. Idempotent.
+/// every Gig answers through nginx, all under the apply lock. Idempotent.
 pub fn up(
     production: &Production,
     options: &ApplyOptions,
@@ -1183,6 +1219,7 @@ pub fn up(
             what: "backstage up",
         });
     }
+    let _lock = take_lock(production, options.lock_wait, progress)?;
     build_stages(production, progress)?;
     let nginx = UserNginx::of(production);
     for dir in nginx.dirs.iter().chain([
@@ -1212,7 +1249,7 @@ pub fn up(
         progress(Event::Step("starting the uWSGI Emperor".into()));
         emperor.start()?;
     }
-    let apply = apply(production, options, progress)?;
+    let apply = apply_locked(production, None, options, progress)?;
     // Sess whose vassals were already in place before the Emperor started were not checked by
     // apply: wait for every booked one now.
     let booked: BTreeSet<&Slug> = production
@@ -1315,13 +1352,14 @@ fn start_nginx(production: &Production, options: &ApplyOptions) -> Result<(), Ma
 }
 
 /// User mode: stops nginx and the Emperor (and with it every Sess), and waits until nothing is
-/// left running. Idempotent.
+/// left running; a running apply (or `up`) finishes first, as it holds the apply lock. Idempotent.
 pub fn down(production: &Production, progress: &mut dyn FnMut(Event)) -> Result<(), ManagerError> {
     if production.mode != Mode::User {
         return Err(ManagerError::NotUserMode {
             what: "backstage down",
         });
     }
+    let _lock = take_lock(production, ApplyOptions::default().lock_wait, progress)?;
     let nginx = UserNginx::of(production);
     if let Ok(pid) = backstage_nginx::master_pid(&nginx.pid_file)
         && process_alive(pid)

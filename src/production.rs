@@ -75,13 +75,13 @@ pub(crate) struct UpArgs {
 
 /// Loads and validates the manifest; on problems prints them as `check` does.
 pub(crate) fn load(arg: &ManifestArg) -> Result<(Manifest, Production), ExitCode> {
-    let manifest = read_manifest(arg).map_err(|(code, _)| code)?;
+    let manifest = read_manifest(arg).map_err(|failure| failure.code)?;
     match manifest.parse() {
         Ok(p) => Ok((manifest, p)),
         Err(problems) => {
             let renderer = annotate_snippets::Renderer::plain();
-            eprintln!("{}", render_problems(&manifest, &problems, &renderer));
-            eprintln!(
+            errln!("{}", render_problems(&manifest, &problems, &renderer));
+            errln!(
                 "error: the manifest has {} problem{}; nothing was done (run `backstage check` after fixing)",
                 problems.len(),
                 if problems.len() == 1 { "" } else { "s" }
@@ -94,17 +94,17 @@ pub(crate) fn load(arg: &ManifestArg) -> Result<(Manifest, Production), ExitCode
 pub(crate) fn fail(e: &ManagerError, json: bool) -> ExitCode {
     let message = error_chain(e);
     if json {
-        println!("{}", serde_json::json!({"error": message}));
+        outln!("{}", serde_json::json!({"error": message}));
     }
-    eprintln!("error: {message}");
+    errln!("error: {message}");
     if let ManagerError::Unhealthy { log_tail, sess, .. } = e {
         if !log_tail.is_empty() {
-            eprintln!("last lines of Sess `{sess}`'s log:");
+            errln!("last lines of Sess `{sess}`'s log:");
             for l in log_tail {
-                eprintln!("  | {l}");
+                errln!("  | {l}");
             }
         }
-        eprintln!(
+        errln!(
             "hint: fix the Act, then run `backstage apply` again; `backstage status` shows every Sess"
         );
     }
@@ -113,9 +113,9 @@ pub(crate) fn fail(e: &ManagerError, json: bool) -> ExitCode {
 
 fn show(event: Event) {
     match event {
-        Event::Step(s) => eprintln!("==> {s}"),
-        Event::Output(s) => eprintln!("    {s}"),
-        Event::Skipped(s) => eprintln!("--  {s}"),
+        Event::Step(s) => errln!("==> {s}"),
+        Event::Output(s) => errln!("    {s}"),
+        Event::Skipped(s) => errln!("--  {s}"),
     }
 }
 
@@ -126,9 +126,9 @@ pub(crate) fn render(args: &RenderArgs) -> ExitCode {
     match manager::render_into(&production, &args.out) {
         Ok(files) => {
             for f in &files {
-                println!("{}", f.display());
+                outln!("{}", f.display());
             }
-            eprintln!(
+            errln!(
                 "wrote {} files into `{}`; nothing live was touched",
                 files.len(),
                 args.out.display()
@@ -145,11 +145,11 @@ pub(crate) fn plan(args: &JsonArgs) -> ExitCode {
     };
     match manager::plan(&production) {
         Ok(plan) if args.json => {
-            println!("{}", serde_json::json!({"changes": plan.changes}));
+            outln!("{}", serde_json::json!({"changes": plan.changes}));
             ExitCode::SUCCESS
         }
         Ok(plan) if plan.is_empty() => {
-            println!("nothing to change: the live files match the manifest");
+            outln!("nothing to change: the live files match the manifest");
             ExitCode::SUCCESS
         }
         Ok(plan) => {
@@ -159,7 +159,7 @@ pub(crate) fn plan(args: &JsonArgs) -> ExitCode {
                     .ok()
                     .and_then(|v| v.as_str().map(str::to_owned))
                     .unwrap_or_default();
-                println!(
+                outln!(
                     "{action:<6}  {:<10}  {:<w$}  {}  ({})",
                     c.kind.to_string(),
                     c.name,
@@ -167,7 +167,7 @@ pub(crate) fn plan(args: &JsonArgs) -> ExitCode {
                     c.reason
                 );
             }
-            println!(
+            outln!(
                 "{} change{}; `backstage apply` makes them",
                 plan.changes.len(),
                 if plan.changes.len() == 1 { "" } else { "s" }
@@ -185,15 +185,15 @@ pub(crate) fn apply(all: &ApplyArgs) -> ExitCode {
     };
     match manager::apply(&production, &all.health.options(), &mut show) {
         Ok(report) if args.json => {
-            println!("{}", serde_json::to_string(&report).expect("serializes"));
+            outln!("{}", serde_json::to_string(&report).expect("serializes"));
             ExitCode::SUCCESS
         }
         Ok(report) if report.changes.is_empty() => {
-            println!("nothing to change: nothing was written, nothing reloaded");
+            outln!("nothing to change: nothing was written, nothing reloaded");
             ExitCode::SUCCESS
         }
         Ok(report) => {
-            println!(
+            outln!(
                 "applied {} change{}{}",
                 report.changes.len(),
                 if report.changes.len() == 1 { "" } else { "s" },
@@ -215,12 +215,12 @@ pub(crate) fn up(args: &UpArgs) -> ExitCode {
     };
     match manager::up(&production, &args.health.options(), &mut show) {
         Ok(report) => {
-            println!("Production `{}` is live:", production.name);
+            outln!("Production `{}` is live:", production.name);
             let w = report.gigs.iter().map(|g| g.name.len()).max().unwrap_or(0);
             for g in &report.gigs {
-                println!("  {:<w$}  {}", g.name, g.url);
+                outln!("  {:<w$}  {}", g.name, g.url);
             }
-            println!(
+            outln!(
                 "`backstage status` shows every Sess and Gig; `backstage down` stops everything."
             );
             ExitCode::SUCCESS
@@ -235,7 +235,7 @@ pub(crate) fn down(args: &LifeArgs) -> ExitCode {
     };
     match manager::down(&production, &mut show) {
         Ok(()) => {
-            println!(
+            outln!(
                 "Production `{}` is down: no Emperor, Sess or nginx left running",
                 production.name
             );
@@ -251,7 +251,7 @@ pub(crate) fn status(args: &JsonArgs) -> ExitCode {
     };
     match manager::status(&production) {
         Ok(status) if args.json => {
-            println!("{}", serde_json::to_string(&status).expect("serializes"));
+            outln!("{}", serde_json::to_string(&status).expect("serializes"));
             ExitCode::SUCCESS
         }
         Ok(status) => {
@@ -262,28 +262,36 @@ pub(crate) fn status(args: &JsonArgs) -> ExitCode {
                 .chain(status.gigs.iter().map(|g| g.name.len()))
                 .max()
                 .unwrap_or(4);
-            println!(
+            outln!(
                 "{:<w$}  {:<8}  {:>7}  {:>9}  {:>9}",
-                "SESS", "STATE", "WORKERS", "REQUESTS", "RSS MiB"
+                "SESS",
+                "STATE",
+                "WORKERS",
+                "REQUESTS",
+                "RSS MiB"
             );
             for s in &status.sess {
                 #[allow(clippy::cast_precision_loss)]
                 let rss = s.rss_bytes as f64 / 1_048_576.0;
-                println!(
+                outln!(
                     "{:<w$}  {:<8}  {:>7}  {:>9}  {:>9.1}",
-                    s.name, s.state, s.workers, s.requests, rss
+                    s.name,
+                    s.state,
+                    s.workers,
+                    s.requests,
+                    rss
                 );
                 if let Some(reason) = &s.reason {
-                    println!("{:<w$}  {reason}", "");
+                    outln!("{:<w$}  {reason}", "");
                 }
             }
-            println!();
-            println!("{:<w$}  {:<6}  URL", "GIG", "HTTP");
+            outln!();
+            outln!("{:<w$}  {:<6}  URL", "GIG", "HTTP");
             for g in &status.gigs {
                 let code = g
                     .http_status
                     .map_or_else(|| "-".to_owned(), |c| c.to_string());
-                println!(
+                outln!(
                     "{:<w$}  {code:<6}  {}{}",
                     g.name,
                     g.url,

@@ -62,14 +62,14 @@ fn sess_target(args: &RequestArgs) -> Result<(Target, String), ExitCode> {
     let arg = crate::ManifestArg {
         file: args.file.clone(),
     };
-    let manifest = crate::check::read_manifest(&arg).map_err(|(code, _)| code)?;
+    let manifest = crate::check::read_manifest(&arg).map_err(|failure| failure.code)?;
     let production = manifest.load().map_err(|e| {
-        eprintln!("error: {e}; run `backstage check` for the details");
+        errln!("error: {e}; run `backstage check` for the details");
         ExitCode::FAILURE
     })?;
     crate::manager::sess_target(&production, &args.target).ok_or_else(|| {
         let names: Vec<&str> = production.sess.keys().map(backstage_core::values::Slug::as_str).collect();
-        eprintln!(
+        errln!(
             "error: no Sess `{}` in production `{}` (its Sess: {}); a TARGET with `/` is a socket path, with `:` an address",
             args.target,
             production.name,
@@ -195,14 +195,14 @@ async fn print_response(response: Response, include: bool) -> ExitCode {
         }
         text.extend_from_slice(b"\r\n");
         if let Err(error) = stdout.write_all(&text) {
-            return fail(&error);
+            return write_failed(&error);
         }
     }
     loop {
         match body.chunk().await {
             Ok(Some(chunk)) => {
                 if let Err(error) = stdout.write_all(&chunk) {
-                    return fail(&error);
+                    return write_failed(&error);
                 }
             }
             Ok(None) => break,
@@ -211,7 +211,17 @@ async fn print_response(response: Response, include: bool) -> ExitCode {
     }
     match stdout.flush() {
         Ok(()) => ExitCode::SUCCESS,
-        Err(error) => fail(&error),
+        Err(error) => write_failed(&error),
+    }
+}
+
+/// Stdout failed: a closed pipe (`| head -c 100`) means the reader has all it wants, as for
+/// `cat`; anything else is a failure.
+fn write_failed(error: &io::Error) -> ExitCode {
+    if error.kind() == io::ErrorKind::BrokenPipe {
+        ExitCode::SUCCESS
+    } else {
+        fail(error)
     }
 }
 
@@ -223,16 +233,16 @@ fn fail(error: &dyn std::error::Error) -> ExitCode {
         message = format!("{message}: {cause}");
         source = cause.source();
     }
-    eprintln!("{message}");
+    errln!("{message}");
     ExitCode::FAILURE
 }
 
 fn fail_with(context: &str, error: &io::Error) -> ExitCode {
-    eprintln!("backstage request: {context}: {error}");
+    errln!("backstage request: {context}: {error}");
     ExitCode::FAILURE
 }
 
 fn usage(message: &str) -> ExitCode {
-    eprintln!("backstage request: {message}");
+    errln!("backstage request: {message}");
     ExitCode::from(2)
 }

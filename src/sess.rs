@@ -43,16 +43,17 @@ pub(crate) fn run(args: &SessArgs) -> ExitCode {
     let target = match &args.action {
         SessAction::Start(t) | SessAction::Stop(t) | SessAction::Reload(t) => t,
     };
-    let production = match read_manifest(&target.manifest).and_then(|m| {
-        m.load().map_err(|e| {
-            let message = error_chain(&e);
-            eprintln!("error: {message}");
-            eprintln!("hint: `backstage check` lists every problem");
-            (ExitCode::FAILURE, message)
-        })
-    }) {
+    let production = match read_manifest(&target.manifest)
+        .map_err(|f| f.code)
+        .and_then(|m| {
+            m.load().map_err(|e| {
+                errln!("error: {}", error_chain(&e));
+                errln!("hint: `backstage check` lists every problem");
+                ExitCode::FAILURE
+            })
+        }) {
         Ok(p) => p,
-        Err((code, _)) => return code,
+        Err(code) => return code,
     };
     // System mode: the vassals as the server's Emperor and nginx need them (their copies'
     // names depend on it).
@@ -60,14 +61,14 @@ pub(crate) fn run(args: &SessArgs) -> ExitCode {
         match crate::manager::resolve(&production, &backstage_nginx::NginxBinary::from_env()) {
             Ok((p, _)) => p.into_owned(),
             Err(e) => {
-                eprintln!("error: {}", error_chain(&e));
+                errln!("error: {}", error_chain(&e));
                 return ExitCode::FAILURE;
             }
         };
     match act(&production, &args.action, &target.name) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {}", error_chain(&e));
+            errln!("error: {}", error_chain(&e));
             ExitCode::FAILURE
         }
     }
@@ -90,11 +91,11 @@ fn act(
             let placement = sm.start(name)?;
             if placement == Placement::Outdated {
                 let running = sm.current(name)?.vassal;
-                println!(
+                outln!(
                     "{name}: a copy with earlier settings runs from `{running}`; `backstage apply` replaces it without dropping a request"
                 );
             } else {
-                println!(
+                outln!(
                     "{name}: vassal {} `{file}`",
                     match placement {
                         Placement::Created => "placed",
@@ -112,7 +113,7 @@ fn act(
             let before = pids(&sm.state(name, emperor_running)?);
             let file = sm.current(name)?.vassal;
             sm.reload(name)?;
-            println!("{name}: vassal `{file}` touched; the Emperor reloads it");
+            outln!("{name}: vassal `{file}` touched; the Emperor reloads it");
             if !emperor_running {
                 return Ok(not_running_note());
             }
@@ -131,13 +132,13 @@ fn act(
         }
         SessAction::Stop(_) => {
             if !sm.stop(name)? {
-                println!("{name}: not placed; nothing to stop");
+                outln!("{name}: not placed; nothing to stop");
                 return Ok(ExitCode::SUCCESS);
             }
-            println!("{name}: vassal removed; the Emperor stops it");
+            outln!("{name}: vassal removed; the Emperor stops it");
             if emperor_running {
                 sm.wait_stopped(name, WAIT)?;
-                println!("{name}: stopped");
+                outln!("{name}: stopped");
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -152,7 +153,7 @@ fn pids(state: &SessState) -> Vec<u32> {
 }
 
 fn not_running_note() -> ExitCode {
-    println!("note: the Emperor is not running; `backstage up` starts it and every placed Sess");
+    outln!("note: the Emperor is not running; `backstage up` starts it and every placed Sess");
     ExitCode::SUCCESS
 }
 
@@ -164,7 +165,7 @@ fn report(name: &str, state: &SessState) -> ExitCode {
             rss_bytes,
             ..
         } => {
-            println!(
+            outln!(
                 "{name}: running, {workers} worker{}, {requests} requests, {} MiB",
                 if *workers == 1 { "" } else { "s" },
                 rss_bytes / (1024 * 1024)
@@ -172,15 +173,15 @@ fn report(name: &str, state: &SessState) -> ExitCode {
             ExitCode::SUCCESS
         }
         SessState::Stopped => {
-            println!("{name}: stopped");
+            outln!("{name}: stopped");
             ExitCode::SUCCESS
         }
         SessState::Failed { reason, log_tail } => {
-            eprintln!("error: {name} failed: {reason}");
+            errln!("error: {name} failed: {reason}");
             for line in log_tail {
-                eprintln!("  | {line}");
+                errln!("  | {line}");
             }
-            eprintln!("hint: fix the cause, then `backstage sess reload {name}`");
+            errln!("hint: fix the cause, then `backstage sess reload {name}`");
             ExitCode::FAILURE
         }
     }

@@ -167,3 +167,33 @@ fn check_never_writes_anything() {
     );
     assert!(!dir.path().join(".backstage").exists());
 }
+
+#[test]
+fn unreadable_manifests_are_refused_with_where_and_why() {
+    let dir = tempfile::tempdir().unwrap();
+    // Not UTF-8: the JSON document has the line and column of the first invalid byte.
+    let bad = dir.path().join("backstage.toml");
+    std::fs::write(&bad, b"[production]\nname = \"ja\xffzz\"\n").unwrap();
+    let out = backstage(&["check", "--json"], dir.path());
+    assert_eq!(out.status.code(), Some(1));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let error = &doc["errors"][0];
+    assert_eq!(
+        (error["line"].as_u64(), error["column"].as_u64()),
+        (Some(2), Some(11))
+    );
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .ends_with("is not valid UTF-8: invalid byte at offset 23 (line 2, column 11)"),
+        "{error}"
+    );
+    // A device is refused before a byte is read (it used to grow without bound).
+    let out = backstage(&["check", "-f", "/dev/zero"], dir.path());
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "error: `/dev/zero` is not a regular file (it is a character device); a manifest must be a plain file\n"
+    );
+}

@@ -23,6 +23,37 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The manifest is not a regular file (after following symlinks): a FIFO, a device, a
+    /// directory. Refused before reading, so `-f /dev/zero` or a FIFO never blocks or grows.
+    #[error("`{}` is not a regular file (it is {kind}); a manifest must be a plain file", path.display())]
+    NotAFile {
+        /// The manifest's path.
+        path: PathBuf,
+        /// What it is instead: `a directory`, `a FIFO`, `a character device`, ….
+        kind: &'static str,
+    },
+    /// The manifest is larger than [`MANIFEST_MAX_BYTES`](crate::MANIFEST_MAX_BYTES).
+    #[error("`{}` is {size} bytes, over the {limit}-byte limit on manifests ({} MiB)", path.display(), limit / (1024 * 1024))]
+    TooLarge {
+        /// The manifest's path.
+        path: PathBuf,
+        /// Its size in bytes (at least `limit + 1` when it grew while being read).
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// The manifest is not UTF-8 text.
+    #[error("`{}` is not valid UTF-8: invalid byte at offset {offset} (line {line}, column {column})", path.display())]
+    NotUtf8 {
+        /// The manifest's path.
+        path: PathBuf,
+        /// Byte offset of the first invalid byte.
+        offset: usize,
+        /// 1-based line of that byte.
+        line: usize,
+        /// 1-based column (in characters) of that byte.
+        column: usize,
+    },
     /// The manifest has problems; every one is listed.
     #[error("`{}` has {} problem{}", path.display(), problems.len(), if problems.len() == 1 { "" } else { "s" })]
     Invalid {

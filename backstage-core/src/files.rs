@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use crate::values::Slug;
+use crate::{Mode, Production};
 
 /// What a write or removal of a managed file can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -79,6 +80,90 @@ pub fn temp_name(path: &Path) -> PathBuf {
     path.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
 }
 
+/// The file a temporary name of [`temp_name`] stands for, and the pid of the process that made
+/// it: `.backstage.jazz.a.ini.4242.tmp` → (`backstage.jazz.a.ini`, 4242).
+fn parse_temp_name(name: &str) -> Option<(&str, u32)> {
+    let (file, pid) = name
+        .strip_prefix('.')?
+        .strip_suffix(".tmp")?
+        .rsplit_once('.')?;
+    if file.is_empty() || pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some((file, pid.parse().ok().filter(|&p| p > 0)?))
+}
+
+/// Removes the temporary files that interrupted atomic writes (a kill between write and rename)
+/// left in the directories Backstage writes for `production`: its vassal, nginx, enabled-sites
+/// and run directories (in user mode also the state dir, and one level below the nginx and run
+/// directories, which are the Production's alone). Only [`temp_name`]s of this Production's files
+/// are touched — `backstage.<production>.…`, and in the Production's own directories its fixed
+/// names (`nginx.conf`, `applied.json`) — and only when the pid in the name is no live process.
+/// Call it holding the apply lock. Returns what was removed.
+pub fn sweep_temp_files(production: &Production) -> Result<Vec<PathBuf>, FileError> {
+    // Liveness is read from /proc: without it, every writer would look dead.
+    if !Path::new("/proc/self").exists() {
+        return Ok(Vec::new());
+    }
+    let l = &production.layout;
+    let prefix = format!("backstage.{}.", production.name);
+    let user = production.mode == Mode::User;
+    let mut dirs: Vec<(PathBuf, bool)> = vec![
+        (l.vassal_dir.as_path().to_owned(), false),
+        (l.nginx_dir.as_path().to_owned(), user),
+        (l.run_dir.as_path().to_owned(), user),
+    ];
+    dirs.extend(
+        l.nginx_enabled_dir
+            .iter()
+            .map(|d| (d.as_path().to_owned(), false)),
+    );
+    if user {
+        dirs.push((l.state_dir.as_path().to_owned(), true));
+        for parent in [l.nginx_dir.as_path(), l.run_dir.as_path()] {
+            let Ok(entries) = fs::read_dir(parent) else {
+                continue;
+            };
+            dirs.extend(
+                entries
+                    .flatten()
+                    .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                    .map(|e| (e.path(), false)),
+            );
+        }
+    }
+    dirs.sort();
+    dirs.dedup();
+    let me = std::process::id();
+    let mut removed = Vec::new();
+    for (dir, owned) in dirs {
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(io_err("list", &dir)(e)),
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some((file, pid)) = name.to_str().and_then(parse_temp_name) else {
+                continue;
+            };
+            let ours = file.starts_with(&prefix)
+                || (owned && matches!(file, "nginx.conf" | "applied.json"));
+            let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+            if !ours || is_dir || pid == me || Path::new(&format!("/proc/{pid}")).exists() {
+                continue;
+            }
+            let path = entry.path();
+            match fs::remove_file(&path) {
+                Ok(()) => removed.push(path),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_err("remove", &path)(e)),
+            }
+        }
+    }
+    Ok(removed)
+}
+
 /// Writes `content` to `path` atomically: temp file in the same directory, fsync, rename over
 /// `path`, fsync the directory. Refuses to replace an existing file that is not `production`'s.
 /// Creates the parent directory when missing.
@@ -144,6 +229,45 @@ pub fn remove_ours(path: &Path, production: &Slug) -> Result<bool, FileError> {
         sync_dir(dir)?;
     }
     Ok(true)
+}
+
+/// Where `dir` really leads, when it lies inside `base` as written but a symlink on its way leads
+/// out of `base`: `Some(the resolved path)`. `None` when it stays inside, or when it is not under
+/// `base` as written (an absolute path elsewhere is deliberate). Reads the filesystem, writes
+/// nothing; the part of `dir` that does not exist yet is taken as written.
+pub fn escapes_through_symlink(base: &Path, dir: &Path) -> Option<PathBuf> {
+    if !dir.starts_with(base) {
+        return None;
+    }
+    let real_base = fs::canonicalize(base).unwrap_or_else(|_| base.to_owned());
+    let resolved = resolve_existing(dir, 0);
+    (!resolved.starts_with(&real_base)).then_some(resolved)
+}
+
+/// `path` with its longest existing prefix canonicalized and the rest appended; a dangling
+/// symlink on the way is followed as written (`depth` bounds a loop of them).
+fn resolve_existing(path: &Path, depth: usize) -> PathBuf {
+    let mut missing = Vec::new();
+    let mut cur = path;
+    loop {
+        if let Ok(real) = fs::canonicalize(cur) {
+            return missing.iter().rev().fold(real, |p, name| p.join(name));
+        }
+        if depth < 40
+            && let Ok(target) = fs::read_link(cur)
+        {
+            let followed = cur.parent().unwrap_or(Path::new("/")).join(target);
+            let real = resolve_existing(&followed, depth + 1);
+            return missing.iter().rev().fold(real, |p, name| p.join(name));
+        }
+        match (cur.parent(), cur.file_name()) {
+            (Some(parent), Some(name)) => {
+                missing.push(name.to_owned());
+                cur = parent;
+            }
+            _ => return path.to_owned(),
+        }
+    }
 }
 
 /// fsyncs a directory so a rename or removal in it survives a power loss.
@@ -215,6 +339,108 @@ mod tests {
         assert_eq!(
             fs::read_to_string(&p).unwrap(),
             format!("{}\n", marker(&blues))
+        );
+    }
+
+    #[test]
+    fn temp_names_parse_back_to_their_file_and_pid() {
+        let t = temp_name(Path::new("/v/backstage.jazz.a.ini"));
+        let name = t.file_name().unwrap().to_str().unwrap();
+        assert_eq!(
+            parse_temp_name(name),
+            Some(("backstage.jazz.a.ini", std::process::id()))
+        );
+        for bad in [
+            ".tmp",
+            "..1.tmp",
+            ".a.tmp",
+            ".a..tmp",
+            ".a.-1.tmp",
+            ".a.+1.tmp",
+            ".a.0.tmp",
+            ".a.99999999999.tmp",
+            "a.1.tmp",
+            ".a.1.tmpx",
+        ] {
+            assert_eq!(parse_temp_name(bad), None, "{bad}");
+        }
+    }
+
+    /// The pid of a process that has exited (and been reaped).
+    fn dead_pid() -> u32 {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        pid
+    }
+
+    #[test]
+    fn the_sweep_removes_only_dead_writers_temp_files_of_this_production() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = "[production]\nname = \"jazz\"\n";
+        let production =
+            crate::Manifest::from_source("backstage.toml".into(), dir.path().into(), text.into())
+                .load()
+                .unwrap();
+        let state = dir.path().join(".backstage");
+        for d in ["vassals", "nginx/sites", "run", "log"] {
+            fs::create_dir_all(state.join(d)).unwrap();
+        }
+        let dead = dead_pid();
+        let live = std::os::unix::process::parent_id();
+        let me = std::process::id();
+        let removed_paths = [
+            format!("vassals/.backstage.jazz.club-a.ini.{dead}.tmp"),
+            format!("vassals/.backstage.jazz.club-a.3f9a2c01.ini.{dead}.tmp"),
+            format!("nginx/.nginx.conf.{dead}.tmp"),
+            format!("nginx/sites/.backstage.jazz.jazz.conf.{dead}.tmp"),
+            format!(".applied.json.{dead}.tmp"),
+        ];
+        let kept_paths = [
+            // A live writer's, even this process' own.
+            format!("vassals/.backstage.jazz.club-a.ini.{live}.tmp"),
+            format!("vassals/.backstage.jazz.club-b.ini.{me}.tmp"),
+            // Another Production's, a person's, not a temp name, a fixed name out of its dir.
+            format!("vassals/.backstage.blues.club-a.ini.{dead}.tmp"),
+            format!("vassals/.notes.{dead}.tmp"),
+            "vassals/backstage.jazz.club-a.ini".to_owned(),
+            format!("vassals/backstage.jazz.club-a.ini.{dead}.tmp"),
+            format!("vassals/.nginx.conf.{dead}.tmp"),
+            // Logs are appended to, never written atomically: their dir is not swept.
+            format!("log/.backstage.jazz.club-a.log.{dead}.tmp"),
+        ];
+        for p in removed_paths.iter().chain(&kept_paths) {
+            fs::write(state.join(p), "x").unwrap();
+        }
+        // A socket link's temp name is a symlink (dangling, as the copy is gone); a directory
+        // with a temp-like name is never removed.
+        let link = state.join(format!("run/.backstage.jazz.club-a.sock.{dead}.tmp"));
+        std::os::unix::fs::symlink(state.join("run/gone.sock"), &link).unwrap();
+        let odd_dir = state.join(format!("vassals/.backstage.jazz.x.{dead}.tmp"));
+        fs::create_dir(&odd_dir).unwrap();
+
+        let mut removed = sweep_temp_files(&production).unwrap();
+        removed.sort();
+        let mut expected: Vec<PathBuf> = removed_paths.iter().map(|p| state.join(p)).collect();
+        expected.push(link.clone());
+        expected.sort();
+        assert_eq!(removed, expected);
+        for p in &expected {
+            assert!(fs::symlink_metadata(p).is_err(), "{} is left", p.display());
+        }
+        for p in &kept_paths {
+            assert!(state.join(p).exists(), "{p} was removed");
+        }
+        assert!(odd_dir.is_dir());
+        // Nothing is left to sweep, and missing directories are no error.
+        assert_eq!(
+            sweep_temp_files(&production).unwrap(),
+            Vec::<PathBuf>::new()
+        );
+        fs::remove_dir_all(&state).unwrap();
+        assert_eq!(
+            sweep_temp_files(&production).unwrap(),
+            Vec::<PathBuf>::new()
         );
     }
 

@@ -8,11 +8,13 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, Write};
+use std::os::unix::fs::FileExt as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use crate::Layout;
 use crate::files::{self, FileError};
 use crate::values::Slug;
 
@@ -20,8 +22,8 @@ use crate::values::Slug;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum JournalError {
-    /// Another apply holds the lock.
-    #[error("another `backstage apply` is running for production `{production}` (lock `{}` held for {}s); wait for it, or stop it", lock.display(), waited.as_secs())]
+    /// Another apply (or `up`, `down`) holds the lock.
+    #[error("another `backstage apply` is running for production `{production}` ({}lock `{}` held for {}s); wait for it, or stop it", holder.map(|pid| format!("pid {pid}, ")).unwrap_or_default(), lock.display(), waited.as_secs())]
     Locked {
         /// The Production.
         production: String,
@@ -29,6 +31,18 @@ pub enum JournalError {
         lock: PathBuf,
         /// How long this run waited.
         waited: Duration,
+        /// The holder's pid, when its lock file names it.
+        holder: Option<u32>,
+    },
+    /// A directory of the Production leads out of the manifest's directory through a symlink.
+    #[error("`{key}` `{}` leads out of the manifest's directory through a symlink, to `{}`; nothing was written (`backstage check` explains)", dir.display(), leads_to.display())]
+    Escapes {
+        /// The `[production]` key of the directory.
+        key: &'static str,
+        /// The directory.
+        dir: PathBuf,
+        /// Where it really leads.
+        leads_to: PathBuf,
     },
     /// A managed file could not be read, written or removed.
     #[error(transparent)]
@@ -55,7 +69,22 @@ fn io_err(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> Journa
     }
 }
 
-/// An exclusive lock on a Production's state dir, held while applying. Released on drop.
+/// Refuses a Layout a symlink leads out of the manifest's directory, as `check` does
+/// ([`Layout::escapes`]): an apply calls it before taking the lock, in case a directory became
+/// such a symlink after the manifest was checked.
+pub fn ensure_inside(layout: &Layout) -> Result<(), JournalError> {
+    match layout.escapes().into_iter().next() {
+        None => Ok(()),
+        Some(e) => Err(JournalError::Escapes {
+            key: e.key,
+            dir: e.dir,
+            leads_to: e.leads_to,
+        }),
+    }
+}
+
+/// An exclusive lock on a Production's state dir, held while applying (and by `up` and
+/// `down`). The lock file holds the holder's pid, for whoever waits. Released on drop.
 #[derive(Debug)]
 pub struct ApplyLock {
     file: File,
@@ -68,19 +97,46 @@ impl ApplyLock {
         production: &Slug,
         wait: Duration,
     ) -> Result<ApplyLock, JournalError> {
+        Self::acquire_reporting(state_dir, production, wait, &mut |_| {})
+    }
+
+    /// [`ApplyLock::acquire`], calling `on_wait` once, with the holder's pid when the lock file
+    /// names it, when it has to wait.
+    pub fn acquire_reporting(
+        state_dir: &Path,
+        production: &Slug,
+        wait: Duration,
+        on_wait: &mut dyn FnMut(Option<u32>),
+    ) -> Result<ApplyLock, JournalError> {
         fs::create_dir_all(state_dir).map_err(io_err("create state dir for", state_dir))?;
         let path = state_dir.join("apply.lock");
         let file = OpenOptions::new()
             .create(true)
             .truncate(false)
+            .read(true)
             .write(true)
             .open(&path)
             .map_err(io_err("open lock", &path))?;
         let start = Instant::now();
+        let mut told = false;
         loop {
             match file.try_lock() {
-                Ok(()) => return Ok(ApplyLock { file }),
+                Ok(()) => {
+                    // Informative only: the lock is the flock, not the pid.
+                    let _ = file.set_len(0).and_then(|()| {
+                        file.write_all_at(format!("{}\n", std::process::id()).as_bytes(), 0)
+                    });
+                    return Ok(ApplyLock { file });
+                }
                 Err(fs::TryLockError::WouldBlock) if start.elapsed() < wait => {
+                    if !told {
+                        // The holder writes its pid just after locking: give it a moment.
+                        let holder = holder_pid(&file);
+                        if holder.is_some() || start.elapsed() >= Duration::from_millis(200) {
+                            on_wait(holder);
+                            told = true;
+                        }
+                    }
                     std::thread::sleep(Duration::from_millis(50));
                 }
                 Err(fs::TryLockError::WouldBlock) => {
@@ -88,6 +144,7 @@ impl ApplyLock {
                         production: production.to_string(),
                         lock: path,
                         waited: start.elapsed(),
+                        holder: holder_pid(&file),
                     });
                 }
                 Err(fs::TryLockError::Error(e)) => return Err(io_err("lock", &path)(e)),
@@ -96,8 +153,17 @@ impl ApplyLock {
     }
 }
 
+/// The pid the lock's holder wrote into it, if any.
+fn holder_pid(file: &File) -> Option<u32> {
+    let mut buf = [0u8; 16];
+    let n = file.read_at(&mut buf, 0).ok()?;
+    std::str::from_utf8(&buf[..n]).ok()?.trim().parse().ok()
+}
+
 impl Drop for ApplyLock {
     fn drop(&mut self) {
+        // A waiter must not name a holder that is gone.
+        let _ = self.file.set_len(0);
         let _ = self.file.unlock();
     }
 }
@@ -455,11 +521,52 @@ mod tests {
         let held = ApplyLock::acquire(dir.path(), &slug(), Duration::ZERO).unwrap();
         let err = ApplyLock::acquire(dir.path(), &slug(), Duration::from_millis(120)).unwrap_err();
         assert!(
-            err.to_string()
-                .starts_with("another `backstage apply` is running for production `jazz`"),
+            err.to_string().starts_with(&format!(
+                "another `backstage apply` is running for production `jazz` (pid {}, lock",
+                std::process::id()
+            )),
             "{err}"
         );
         drop(held);
         ApplyLock::acquire(dir.path(), &slug(), Duration::ZERO).unwrap();
+    }
+
+    #[test]
+    fn a_waiter_is_told_the_holders_pid_once_then_gets_the_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = ApplyLock::acquire(dir.path(), &slug(), Duration::ZERO).unwrap();
+        assert_eq!(
+            fs::read_to_string(dir.path().join("apply.lock")).unwrap(),
+            format!("{}\n", std::process::id())
+        );
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(400));
+            drop(held);
+        });
+        let mut told = Vec::new();
+        let start = Instant::now();
+        let lock = ApplyLock::acquire_reporting(
+            dir.path(),
+            &slug(),
+            Duration::from_secs(10),
+            &mut |holder| told.push(holder),
+        )
+        .unwrap();
+        assert!(start.elapsed() >= Duration::from_millis(350));
+        assert_eq!(told, [Some(std::process::id())]);
+        release.join().unwrap();
+        drop(lock);
+        // Released: the lock file names no holder any more.
+        assert_eq!(
+            fs::read_to_string(dir.path().join("apply.lock")).unwrap(),
+            ""
+        );
+        let mut told = Vec::new();
+        let _again =
+            ApplyLock::acquire_reporting(dir.path(), &slug(), Duration::ZERO, &mut |holder| {
+                told.push(holder);
+            })
+            .unwrap();
+        assert!(told.is_empty(), "a free lock is taken without waiting");
     }
 }

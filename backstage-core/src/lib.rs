@@ -34,13 +34,15 @@ mod manifest;
 mod model;
 pub mod plan;
 mod problem;
+mod source;
 pub mod values;
 
 pub use desired::{DesiredFile, FileKind};
 pub use error::Error;
 pub use manifest::{MANIFEST_NAME, Manifest};
 pub use model::{
-    Act, ApiKey, Gig, Layout, Mode, Producer, Production, Sess, SessInstance, SessSocket, Stage,
-    Tls, Tuning, UNIX_SOCKET_PATH_MAX, Venue,
+    Act, ApiKey, Escape, Gig, Layout, Mode, Producer, Production, Sess, SessInstance, SessSocket,
+    Stage, Tls, Tuning, UNIX_SOCKET_PATH_MAX, Venue,
 };
 pub use problem::{Problem, line_column};
+pub use source::MANIFEST_MAX_BYTES;

@@ -20,6 +20,7 @@ use crate::model::{
     UNIX_SOCKET_PATH_MAX, Venue,
 };
 use crate::problem::{Problem, TomlPath};
+use crate::source::{KEY_PARTS_MAX, deep_keys, read_bounded, utf8_source};
 use crate::values::{
     Account, ApiUrl, BodySize, ConfPath, EnvKey, IniValue, ListenAddr, PluginName, Program,
     PyModule, ServerName, Slug, SocketSpec, UrlPath, UrlPrefix, UwsgiOption, ValueError,
@@ -38,12 +39,12 @@ pub struct Manifest {
 }
 
 impl Manifest {
-    /// Reads the manifest at `path`.
+    /// Reads the manifest at `path`: a regular file (a symlink to one is fine) of at most
+    /// [`MANIFEST_MAX_BYTES`](crate::MANIFEST_MAX_BYTES), in UTF-8. Anything else is refused
+    /// without blocking.
     pub fn read(path: &Path) -> Result<Manifest, Error> {
-        let source = std::fs::read_to_string(path).map_err(|source| Error::Read {
-            path: path.to_owned(),
-            source,
-        })?;
+        let bytes = read_bounded(path)?;
+        let source = utf8_source(path, bytes)?;
         let absolute = std::path::absolute(path).map_err(|source| Error::Read {
             path: path.to_owned(),
             source,
@@ -67,6 +68,13 @@ impl Manifest {
             }
         }
         Err(Error::ManifestNotFound { start })
+    }
+
+    /// A manifest from bytes, as if they were read from a file at `path`: refused when they are
+    /// not UTF-8, with the offset, line and column of the first invalid byte.
+    pub fn from_bytes(path: PathBuf, base_dir: PathBuf, bytes: Vec<u8>) -> Result<Manifest, Error> {
+        let source = utf8_source(&path, bytes)?;
+        Ok(Manifest::from_source(path, base_dir, source))
     }
 
     /// A manifest from text, as if it were a file at `path`; relative paths in it resolve
@@ -110,14 +118,25 @@ impl Manifest {
             problems: Vec::new(),
         };
         if !syntax.is_empty() {
+            let mut deep = Vec::new().into_iter();
+            if syntax.iter().any(|e| e.span().is_none()) {
+                deep = deep_keys(&self.source).into_iter();
+            }
             for e in syntax {
-                let span = e.span().unwrap_or(0..0);
                 let message = e.message().trim().replace('\n', "; ");
+                // The `toml` crate refuses a too-deep dotted key without saying where.
+                let (span, hint) = match e.span() {
+                    Some(span) => (span, None),
+                    None => (
+                        deep.next().unwrap_or(0..0),
+                        Some(format!("a dotted key has at most {KEY_PARTS_MAX} parts")),
+                    ),
+                };
                 ck.report_at(
                     &TomlPath::default(),
                     span,
                     format!("invalid TOML: {message}"),
-                    None,
+                    hint,
                 );
             }
             return Err(ck.finish());
@@ -807,6 +826,27 @@ fn production_section(
             .one_or_many::<PluginName>(&p, v, "uWSGI plugin name")
             .map(|ps| Some(ps.into_iter().map(|(n, _, _)| n).collect())),
     };
+    // "May not climb out" holds for where the directories really lead, not only as written.
+    for e in layout.iter().flat_map(Layout::escapes) {
+        let span = t
+            .map
+            .get(e.key)
+            .map_or_else(|| t.span.clone(), Spanned::span);
+        ck.report_at(
+            &t.path.key(e.key),
+            span,
+            format!(
+                "`{}` `{}` leads out of the manifest's directory through a symlink, to `{}`",
+                e.key,
+                e.dir.display(),
+                e.leads_to.display()
+            ),
+            Some(format!(
+                "make it a real directory, or write the absolute path `{}` if it belongs there",
+                e.leads_to.display()
+            )),
+        );
+    }
     t.finish(ck, PRODUCTION_KEYS);
     Some((name?, mode?, layout?, plugins?))
 }

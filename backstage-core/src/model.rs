@@ -50,6 +50,57 @@ pub struct Layout {
     pub nginx_conf: Option<ConfPath>,
 }
 
+/// A directory of a [`Layout`] that symlinks lead out of the manifest's directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Escape {
+    /// Its `[production]` key: `state_dir`, `vassal_dir`, ….
+    pub key: &'static str,
+    /// The directory, as the Layout has it.
+    pub dir: std::path::PathBuf,
+    /// Where it really leads.
+    pub leads_to: std::path::PathBuf,
+}
+
+impl Layout {
+    /// The directories that lie inside the manifest's directory as written but lead out of it
+    /// through a symlink (`ln -s /etc .backstage`). A directory under an escaping state dir is
+    /// not listed again. Reads the filesystem, writes nothing.
+    pub fn escapes(&self) -> Vec<Escape> {
+        let base = self.base_dir.as_path();
+        let state = self.state_dir.as_path();
+        let mut out = Vec::new();
+        let dirs = [
+            ("state_dir", &self.state_dir),
+            ("run_dir", &self.run_dir),
+            ("log_dir", &self.log_dir),
+            ("vassal_dir", &self.vassal_dir),
+            ("nginx_dir", &self.nginx_dir),
+        ];
+        let enabled = self
+            .nginx_enabled_dir
+            .iter()
+            .map(|d| ("nginx_enabled_dir", d));
+        for (key, dir) in dirs.into_iter().chain(enabled) {
+            let dir = dir.as_path();
+            if key != "state_dir"
+                && dir.starts_with(state)
+                && out.iter().any(|e: &Escape| e.key == "state_dir")
+            {
+                continue;
+            }
+            if let Some(leads_to) = crate::files::escapes_through_symlink(base, dir) {
+                out.push(Escape {
+                    key,
+                    dir: dir.to_owned(),
+                    leads_to,
+                });
+            }
+        }
+        out
+    }
+}
+
 /// A Production: one Backstage instance and everything in it (one `backstage.toml`).
 #[derive(Debug, Clone)]
 #[non_exhaustive]

@@ -1,19 +1,24 @@
-//! Fuzz the manifest loader: any bytes, as UTF-8 text, must validate or be rejected without a
-//! panic, and every problem must point inside the source.
+//! Fuzz the manifest loader: any bytes must validate or be rejected without a panic; bytes that
+//! are not UTF-8 are refused at their first invalid byte, and every problem points inside the
+//! source.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else {
-        return;
-    };
-    let manifest = backstage_core::Manifest::from_source(
+    match backstage_core::Manifest::from_bytes(
         "backstage.toml".into(),
         "/srv/fuzz".into(),
-        text.to_owned(),
-    );
-    for p in manifest.check() {
-        assert!(p.span.end <= text.len());
+        data.to_vec(),
+    ) {
+        Ok(manifest) => {
+            for p in manifest.check() {
+                assert!(p.span.end <= data.len());
+            }
+        }
+        Err(backstage_core::Error::NotUtf8 { offset, .. }) => {
+            assert!(std::str::from_utf8(&data[..offset]).is_ok());
+        }
+        Err(e) => panic!("unexpected error {e}"),
     }
 });
