@@ -1116,6 +1116,13 @@ pub struct GigStatus {
 pub fn status(production: &Production) -> Result<Status, ManagerError> {
     let (production, _host) = resolve(production, &NginxBinary::from_env())?;
     let production = production.as_ref();
+    if production.mode == Mode::System && !nix::unistd::Uid::effective().is_root() {
+        // Each Sess' stats socket is its account's and nginx's group's: any other user would
+        // see every Sess as failed.
+        return Err(ManagerError::NeedsRoot {
+            what: "status reads each Sess' stats socket, which only its account and root may open",
+        });
+    }
     let emperor = emperor_running(production);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(4)

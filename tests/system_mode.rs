@@ -304,10 +304,10 @@ processes = {processes}
 }
 
 fn group_of(user: &str) -> &'static str {
-    if user == "nobody" {
-        "nogroup"
-    } else {
-        "www-data"
+    match user {
+        "nobody" => "nogroup",
+        "root" => "root",
+        _ => "www-data",
     }
 }
 
@@ -567,7 +567,62 @@ fn without_root_system_mode_says_it_needs_root() {
             "{}",
             stderr(&out)
         );
+        // status too, rather than calling every Sess failed.
+        let out = Command::new(env!("CARGO_BIN_EXE_backstage"))
+            .arg("status")
+            .current_dir(&s.dir)
+            .uid(65534)
+            .gid(65534)
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        assert!(
+            stderr(&out).contains("system mode needs root"),
+            "{}",
+            stderr(&out)
+        );
     });
+}
+
+#[test]
+fn a_pip_installed_emperor_gets_vassals_without_plugins() {
+    sandboxed(
+        "a_pip_installed_emperor_gets_vassals_without_plugins",
+        |s| {
+            // A monolithic uWSGI (pip's, Python built in) as the Emperor, running as root.
+            s.stop_emperor();
+            let log = std::fs::File::create(s.root.join("emperor.log")).unwrap();
+            let child = Command::new(test_venv().join("bin/uwsgi"))
+                .args(["--emperor", "/etc/uwsgi-emperor/vassals", "--master"])
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().unwrap())
+                .stderr(log)
+                .process_group(0)
+                .spawn()
+                .unwrap();
+            s.emperor = Some(child);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while backstage_uwsgi::system::SystemEmperor::find(Path::new(
+                "/etc/uwsgi-emperor/vassals",
+            ))
+            .is_none()
+            {
+                assert!(Instant::now() < deadline, "the Emperor did not start");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            // As root: pip built this uWSGI against the test machine's Python under /root, which
+            // no other account may read.
+            s.write_manifest(&manifest("root", false, 1));
+            ok(&s.backstage(&["apply"]));
+            assert_eq!(worker_uid(), 0);
+            let vassal = support::walk(Path::new("/etc/uwsgi-emperor/vassals"))
+                .into_iter()
+                .find(|p| p.to_string_lossy().contains("backstage.jazzclub.club-a."))
+                .unwrap();
+            let text = std::fs::read_to_string(vassal).unwrap();
+            assert!(!text.contains("need-plugin"), "{text}");
+        },
+    );
 }
 
 #[test]

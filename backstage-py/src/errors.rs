@@ -34,6 +34,11 @@ pub(crate) fn to_py(py: Python<'_>, error: Error) -> PyErr {
             Some(errno) => os_error(py, errno, &path),
             None => backstage_error(py, &chain(&Error::Read { path, source })),
         },
+        // A directory given as the manifest is what `open()` of one raises.
+        Error::NotAFile {
+            ref path,
+            kind: "a directory",
+        } => os_error_with(EISDIR, &error.to_string(), path),
         Error::ManifestNotFound { ref start } => {
             // Not found is not found: the same class `open()` raises, naming the start dir.
             os_error_with(ENOENT, &error.to_string(), start)
@@ -148,6 +153,8 @@ fn os_error_with(errno: i32, strerror: &str, path: &Path) -> PyErr {
 
 /// `ENOENT`: 2 on every platform Backstage runs on (Linux and the BSDs).
 const ENOENT: i32 = 2;
+/// `EISDIR`: 21 on Linux, where system and user mode run.
+const EISDIR: i32 = 21;
 
 /// An error with its sources, `: `-separated (the CLI's format).
 fn chain(e: &dyn std::error::Error) -> String {

@@ -184,7 +184,8 @@ def test_a_directory_is_an_os_error(tmp_path: Path) -> None:
 def test_undecodable_file_is_a_backstage_error(tmp_path: Path) -> None:
     manifest = tmp_path / "backstage.toml"
     manifest.write_bytes(b"[production]\nname = \"\xff\"\n")
-    with pytest.raises(BackstageError, match="failed to read"):
+    # The message names the first invalid byte: offset 21, line 2, column 9.
+    with pytest.raises(BackstageError, match=r"not valid UTF-8: invalid byte at offset 21 \(line 2, column 9\)"):
         Production.load(manifest)
 
 

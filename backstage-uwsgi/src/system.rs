@@ -77,7 +77,13 @@ impl SystemEmperor {
 /// build without `plugins` rejects every Python option.
 pub fn build_of(exe: &Path) -> Build {
     match Command::new(exe).arg("--plugins-list").output() {
-        Ok(out) => parse_plugins_list(&String::from_utf8_lossy(&out.stdout)),
+        // uWSGI logs the list, on stderr (older builds print it on stdout).
+        Ok(out) => {
+            let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+            text.push('\n');
+            text.push_str(&String::from_utf8_lossy(&out.stderr));
+            parse_plugins_list(&text)
+        }
         Err(_) => Build::Plugins,
     }
 }
@@ -264,6 +270,23 @@ fn effective_ids(pid: i32) -> Option<(u32, u32)> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn asks_real_binaries_what_they_have_built_in() {
+        // Debian's uwsgi-core (scripts/test-deps installs it) is a plugin build.
+        assert_eq!(build_of(Path::new("/usr/bin/uwsgi")), Build::Plugins);
+        // pip's uWSGI in the test virtualenv has Python built in.
+        let venv = std::env::var_os("BACKSTAGE_TEST_VENV").map_or_else(
+            || PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target/test-venv")),
+            PathBuf::from,
+        );
+        let pip = venv.join("bin/uwsgi");
+        assert!(
+            pip.exists(),
+            "no uWSGI in the test virtualenv: run `scripts/test-deps`"
+        );
+        assert_eq!(build_of(&pip), Build::Monolithic);
+    }
 
     #[test]
     fn tells_plugin_builds_from_monolithic_ones() {

@@ -134,6 +134,34 @@ gid = "www-data"
         uwsgi_get(&support::uwsgi_bin(), &file, "chmod-socket"),
         "660"
     );
+
+    // On a plugin-build Emperor, behind an nginx whose workers are www-data: the plugin comes
+    // before every Python option, and the socket goes to the Sess' account and nginx's group.
+    let mut p = p;
+    p.uwsgi_plugins = Some(vec!["python3".parse().unwrap()]);
+    p.nginx_group = Some("www-data".parse().unwrap());
+    let f = render_vassal(&p, &"club-a".parse().unwrap()).unwrap();
+    let need = f.content.find("need-plugin = python3\n").unwrap();
+    let pythonpath = f.content.find("pythonpath = ").unwrap();
+    assert!(need < pythonpath, "{}", f.content);
+    assert!(f.content.contains("chown-socket = www-data:www-data\n"));
+    // A different vassal is a different copy.
+    assert_ne!(
+        instance(&p, &"club-a".parse().unwrap())
+            .unwrap()
+            .id
+            .unwrap(),
+        id
+    );
+    // Debian's own uWSGI (a plugin build) accepts it under `strict`.
+    let debian = std::path::Path::new("/usr/bin/uwsgi");
+    if debian.exists() {
+        std::fs::write(&file, &f.content).unwrap();
+        assert_eq!(
+            uwsgi_get(debian, &file, "chown-socket"),
+            "www-data:www-data"
+        );
+    }
 }
 
 /// What real `uwsgi --strict --ini FILE --get KEY` reads for `key`.
