@@ -468,6 +468,18 @@ fn a_production_lives_on_port_80_as_its_sess_account_and_survives_changes_and_a_
         |s| {
             s.make_emperor_root();
             s.write_manifest(&manifest("nobody", true, 2));
+            // Before the first apply Debian's default site answers every name on port 80:
+            // status must not take its 200 for the Gig's.
+            let out = s.backstage(&["status", "--json"]);
+            let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            assert!(status["gigs"][0]["http_status"].is_null(), "{status}");
+            assert!(
+                status["gigs"][0]["error"]
+                    .as_str()
+                    .unwrap()
+                    .contains("another server block"),
+                "{status}"
+            );
             let started = Instant::now();
             ok(&s.backstage(&["apply"]));
             eprintln!("first apply: {:?}", started.elapsed());

@@ -6,9 +6,13 @@
 //!   backstage.<production>.<gig>` per Gig, a `server` per listen address, the Gigs'
 //!   `location`s, the Acts' static files, TLS, a 503 page when the Venue is closed), and in
 //!   user mode a complete `nginx.conf` whose every runtime path lies in the state dir.
-//! - [`validate`] runs `nginx -t` over a copy of those files and maps a rejection back to the
-//!   Venue or Gig at fault; [`check_foreign`] refuses server names other sites already serve.
-//! - [`reload`] signals the master and confirms that new workers took over.
+//! - [`validate`] has nginx itself test those files and maps a rejection back to the Venue or
+//!   Gig at fault: in user mode against a throwaway `nginx.conf`, in system mode against the
+//!   server's own configuration, the candidates shown at the live paths in a private mount
+//!   namespace; [`check_foreign`] refuses server names other sites already serve.
+//! - [`reload`] signals the master and confirms that new workers took over;
+//!   [`SystemNginx`] reads what the server's `nginx.conf` says (worker account, pid file) and
+//!   reloads it the way the server expects.
 //!
 //! The templates only ever see validated values, and their quoting filters refuse (rather than
 //! escape) anything nginx would read as syntax, so a value cannot inject configuration.
