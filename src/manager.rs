@@ -33,6 +33,7 @@ use backstage_uwsgi::{Client, Request, Target};
 use serde::Serialize;
 
 mod doctor;
+pub mod releases;
 mod system;
 pub use doctor::{Diagnosis, Finding, doctor};
 pub use system::{Host, nginx_can_reach, resolve};
