@@ -363,6 +363,43 @@ impl Production {
         ))
     }
 
+    /// What Django must accept for a Sess, from the Venues whose Gigs book it: the host names
+    /// (`ALLOWED_HOSTS` syntax: `*.example.com` becomes `.example.com`) and the origins a
+    /// browser sends (`CSRF_TRUSTED_ORIGINS`: `scheme://name[:port]`, the port left out when it
+    /// is the scheme's default). Sorted, without repeats; empty for a Sess no Gig books.
+    pub fn hosts_of(&self, sess: &Slug) -> (Vec<String>, Vec<String>) {
+        let mut hosts = std::collections::BTreeSet::new();
+        let mut origins = std::collections::BTreeSet::new();
+        let venues = self
+            .gigs
+            .values()
+            .filter(|g| g.sess.iter().any(|(s, _)| s == sess))
+            .filter_map(|g| self.venues.get(&g.venue));
+        for venue in venues {
+            let mut schemes: Vec<(&str, u16)> =
+                venue.listen.iter().map(|l| ("http", l.port())).collect();
+            if let Some(tls) = &venue.tls {
+                schemes.extend(tls.listen.iter().map(|l| ("https", l.port())));
+            }
+            for name in &venue.server_names {
+                let name = name.as_str();
+                hosts.insert(match name.strip_prefix('*') {
+                    Some(rest) => rest.to_owned(),
+                    None => name.to_owned(),
+                });
+                for (scheme, port) in &schemes {
+                    let default = if *scheme == "https" { 443 } else { 80 };
+                    origins.insert(if *port == default {
+                        format!("{scheme}://{name}")
+                    } else {
+                        format!("{scheme}://{name}:{port}")
+                    });
+                }
+            }
+        }
+        (hosts.into_iter().collect(), origins.into_iter().collect())
+    }
+
     /// Where the runtime files of a Sess' copies live (sockets, stats sockets, FIFOs, pid
     /// files). In user mode the run dir itself; in system mode a directory of the Sess' own
     /// (`<run_dir>/<sess>`), owned by the account it runs as: its master creates the stats
@@ -419,5 +456,59 @@ impl Slug {
     /// The `backstage` prefix of every generated name.
     pub(crate) fn backstage() -> Slug {
         "backstage".parse().expect("`backstage` is a valid slug")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::Manifest;
+
+    #[test]
+    fn hosts_and_origins_come_from_the_venues_booking_a_sess() {
+        let text = r#"
+[production]
+name = "p"
+[acts.a]
+root = "a"
+wsgi = "a.wsgi:application"
+[stages.s]
+virtualenv = "v"
+[sess.web]
+act = "a"
+stage = "s"
+[sess.idle]
+act = "a"
+stage = "s"
+[venues.shop]
+server_names = ["shop.test", "*.shop.test"]
+listen = ["127.0.0.1:80"]
+tls = { cert = "c.pem", key = "k.pem", listen = ["127.0.0.1:8443"] }
+[venues.dev]
+server_names = ["dev.localhost"]
+listen = ["127.0.0.1:8080"]
+[gigs.front]
+venue = "shop"
+sess = ["web"]
+[gigs.dev]
+venue = "dev"
+sess = ["web"]
+"#;
+        let p = Manifest::from_source("b.toml".into(), "/srv".into(), text.into())
+            .parse()
+            .unwrap();
+        let (hosts, origins) = p.hosts_of(&"web".parse().unwrap());
+        assert_eq!(hosts, [".shop.test", "dev.localhost", "shop.test"]);
+        assert_eq!(
+            origins,
+            [
+                "http://*.shop.test",
+                "http://dev.localhost:8080",
+                "http://shop.test",
+                "https://*.shop.test:8443",
+                "https://shop.test:8443"
+            ]
+        );
+        let (hosts, origins) = p.hosts_of(&"idle".parse().unwrap());
+        assert!(hosts.is_empty() && origins.is_empty());
     }
 }

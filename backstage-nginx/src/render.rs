@@ -436,6 +436,20 @@ struct ServerCtx {
     listen: String,
     tls: bool,
     redirect: bool,
+    /// `HTTP_HOST` for Django: the name nginx matched, and the port a browser sends in its
+    /// `Host` and `Origin` when it is not the scheme's default (or Django's CSRF origin check
+    /// fails on `http://site:8080`).
+    host: String,
+}
+
+/// `$host`, with `:port` when `port` is not the default of the scheme.
+fn host_header(port: u16, tls: bool) -> String {
+    let default = if tls { 443 } else { 80 };
+    if port == default {
+        "$host".to_owned()
+    } else {
+        format!("$host:{port}")
+    }
 }
 
 #[derive(Serialize)]
@@ -609,6 +623,7 @@ fn render_site(
             listen: l.to_string(),
             tls: false,
             redirect: venue.tls.is_some(),
+            host: host_header(l.port(), false),
         });
     }
     let mut redirect_port = String::new();
@@ -618,6 +633,7 @@ fn render_site(
                 listen: l.to_string(),
                 tls: true,
                 redirect: false,
+                host: host_header(l.port(), true),
             });
         }
         if let Some(first) = tls.listen.first()

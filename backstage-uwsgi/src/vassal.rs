@@ -134,6 +134,10 @@ fn render_content(production: &Production, instance: &SessInstance) -> Result<St
     w.path("logto", &production.log_file(name))?;
     w.env("BACKSTAGE_PRODUCTION", production.name.as_str())?;
     w.env("BACKSTAGE_SESS", name.as_str())?;
+    // What Django's ALLOWED_HOSTS and CSRF_TRUSTED_ORIGINS need, from the Venues booking it.
+    let (hosts, origins) = production.hosts_of(name);
+    w.env("BACKSTAGE_ALLOWED_HOSTS", &hosts.join(","))?;
+    w.env("BACKSTAGE_CSRF_TRUSTED_ORIGINS", &origins.join(","))?;
     if let Some(settings) = &act.settings {
         w.env("DJANGO_SETTINGS_MODULE", settings.as_str())?;
     }

@@ -16,9 +16,14 @@ SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "jazzclub-example-not-secret")
 
 DEBUG = os.environ.get("DJANGO_DEBUG", "0") == "1"
 
-ALLOWED_HOSTS = os.environ.get(
-    "DJANGO_ALLOWED_HOSTS", ".localhost,127.0.0.1,[::1]"
-).split(",")
+# Backstage tells each Sess which names its Venues serve, and the origins a browser sends to
+# them (`scheme://name[:port]`): Django's CSRF check needs those for a site on port 8080.
+ALLOWED_HOSTS = [h for h in os.environ.get("BACKSTAGE_ALLOWED_HOSTS", "").split(",") if h] or (
+    os.environ.get("DJANGO_ALLOWED_HOSTS", ".localhost,127.0.0.1,[::1]").split(",")
+)
+CSRF_TRUSTED_ORIGINS = [
+    o for o in os.environ.get("BACKSTAGE_CSRF_TRUSTED_ORIGINS", "").split(",") if o
+]
 
 INSTALLED_APPS = [
     "django.contrib.staticfiles",
@@ -28,6 +33,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 

@@ -8,4 +8,5 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("whoami", views.whoami, name="whoami"),
     path("echo", views.echo, name="echo"),
+    path("note", views.note, name="note"),
 ]

@@ -4,6 +4,7 @@ import hashlib
 import os
 
 from django.http import HttpResponse, JsonResponse
+from django.middleware.csrf import get_token
 from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
 
@@ -34,3 +35,12 @@ def echo(request):
     return HttpResponse(
         f"{len(body)} {hashlib.sha256(body).hexdigest()}\n", content_type="text/plain"
     )
+
+
+def note(request):
+    """A CSRF-protected form endpoint, as a browser uses one: GET hands out the token (and its
+    cookie), POST must carry it and come from a trusted origin."""
+    if request.method == "POST":
+        return JsonResponse({"noted": request.POST.get("text", "")})
+    return JsonResponse({"csrf_token": get_token(request)})
+
