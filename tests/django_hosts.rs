@@ -1,7 +1,8 @@
 //! Django behind Backstage as a browser meets it on a non-default port: the Host Django sees
 //! carries the port, each Sess knows its Venues' names and origins, and a CSRF-protected POST
-//! from the site's own origin passes while one from another origin is refused. Real nginx,
-//! real uWSGI, the real example Django project.
+//! from the site's own origin passes while one from another origin is refused; a Host no Venue
+//! serves gets no answer; text is compressed. Real nginx, real uWSGI, the real example Django
+//! project.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -89,5 +90,25 @@ fn csrf_passes_from_the_sites_own_origin_on_a_non_default_port() {
     assert_eq!(status, 403, "another origin");
     let (status, _) = post_note(port, "0", &format!("http://jazz.localhost:{port}"));
     assert_eq!(status, 403, "a wrong token");
+
+    // A Host no Venue serves gets no answer at all (nginx's 444), not the first Venue's page.
+    let (status, head, _) = exchange(port, "GET / HTTP/1.0\r\nHost: unknown.example\r\n\r\n");
+    assert_eq!((status, head.as_str()), (0, ""), "an unknown Host");
+    // The closed Venue still answers its own names.
+    let (status, _, _) = exchange(port, "GET / HTTP/1.0\r\nHost: blues.localhost\r\n\r\n");
+    assert_eq!(status, 503);
+
+    // Text is compressed for a client that accepts it.
+    let (status, head, _) = exchange(
+        port,
+        &format!(
+            "GET / HTTP/1.1\r\nHost: jazz.localhost:{port}\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n"
+        ),
+    );
+    assert_eq!(status, 200);
+    assert!(
+        head.to_ascii_lowercase().contains("content-encoding: gzip"),
+        "{head}"
+    );
     ok(&backstage(&dir, &["down"]));
 }

@@ -333,6 +333,10 @@ struct MainCtx<'a> {
     access_log: &'a str,
     temp_paths: Vec<(&'static str, String)>,
     sites: Vec<&'a str>,
+    /// Every plain listen address of the Venues: a default server there refuses unknown hosts.
+    plain_listens: Vec<String>,
+    /// Every TLS listen address: a default server there rejects the handshake of unknown names.
+    tls_listens: Vec<String>,
 }
 
 /// The main `nginx.conf` over `paths`, including `sites` by name.
@@ -368,6 +372,21 @@ fn main_conf(
         .map(|(directive, dir)| (directive, sub(&paths.temp, dir, "").as_str().to_owned()))
         .collect(),
         sites,
+        plain_listens: production
+            .venues
+            .values()
+            .flat_map(|v| v.listen.iter().map(ToString::to_string))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect(),
+        tls_listens: production
+            .venues
+            .values()
+            .filter_map(|v| v.tls.as_ref())
+            .flat_map(|t| t.listen.iter().map(ToString::to_string))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect(),
     };
     render_template("nginx.conf", &ctx, "nginx.conf", "production")
 }
