@@ -150,13 +150,7 @@ impl Sandbox {
             .spawn()
             .expect("start the Emperor");
         self.emperor = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while backstage_uwsgi::system::SystemEmperor::find(Path::new("/etc/uwsgi-emperor/vassals"))
-            .is_none()
-        {
-            assert!(Instant::now() < deadline, "the Emperor did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_for_emperor();
     }
 
     fn stop_emperor(&mut self) {
@@ -227,6 +221,17 @@ impl Sandbox {
             .current_dir(&self.dir)
             .output()
             .expect("run backstage")
+    }
+}
+
+/// Waits until an Emperor watches the vassal dir.
+fn wait_for_emperor() {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while backstage_uwsgi::system::SystemEmperor::find(Path::new("/etc/uwsgi-emperor/vassals"))
+        .is_none()
+    {
+        assert!(Instant::now() < deadline, "the Emperor did not start");
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
@@ -566,33 +571,22 @@ fn the_stock_www_data_emperor_runs_www_data_sess_and_refuses_other_accounts_clea
 fn without_root_system_mode_says_it_needs_root() {
     sandboxed("without_root_system_mode_says_it_needs_root", |s| {
         s.write_manifest(&manifest("www-data", false, 1));
-        let out = Command::new(env!("CARGO_BIN_EXE_backstage"))
-            .arg("apply")
-            .current_dir(&s.dir)
-            .uid(65534)
-            .gid(65534)
-            .output()
-            .unwrap();
-        assert!(!out.status.success());
-        assert!(
-            stderr(&out).contains("system mode needs root"),
-            "{}",
-            stderr(&out)
-        );
-        // status too, rather than calling every Sess failed.
-        let out = Command::new(env!("CARGO_BIN_EXE_backstage"))
-            .arg("status")
-            .current_dir(&s.dir)
-            .uid(65534)
-            .gid(65534)
-            .output()
-            .unwrap();
-        assert!(!out.status.success());
-        assert!(
-            stderr(&out).contains("system mode needs root"),
-            "{}",
-            stderr(&out)
-        );
+        // apply, and status too (rather than calling every Sess failed).
+        for command in ["apply", "status"] {
+            let out = Command::new(env!("CARGO_BIN_EXE_backstage"))
+                .arg(command)
+                .current_dir(&s.dir)
+                .uid(65534)
+                .gid(65534)
+                .output()
+                .unwrap();
+            assert!(!out.status.success(), "{command}");
+            assert!(
+                stderr(&out).contains("system mode needs root"),
+                "{command}: {}",
+                stderr(&out)
+            );
+        }
     });
 }
 
@@ -613,15 +607,7 @@ fn a_pip_installed_emperor_gets_vassals_without_plugins() {
                 .spawn()
                 .unwrap();
             s.emperor = Some(child);
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while backstage_uwsgi::system::SystemEmperor::find(Path::new(
-                "/etc/uwsgi-emperor/vassals",
-            ))
-            .is_none()
-            {
-                assert!(Instant::now() < deadline, "the Emperor did not start");
-                std::thread::sleep(Duration::from_millis(50));
-            }
+            wait_for_emperor();
             // As root: pip built this uWSGI against the test machine's Python under /root, which
             // no other account may read.
             s.write_manifest(&manifest("root", false, 1));

@@ -961,28 +961,39 @@ string_newtype!(
 impl FromStr for Account {
     type Err = ValueError;
     fn from_str(s: &str) -> Result<Self, ValueError> {
-        if s.is_empty() {
-            return Err(ValueError::Empty);
-        }
-        if s.len() > 32 {
-            return Err(ValueError::TooLong {
-                len: s.len(),
-                max: 32,
-            });
-        }
-        for (index, ch) in s.char_indices() {
-            let ok =
-                ch.is_ascii_alphanumeric() || ch == '_' || (index > 0 && matches!(ch, '-' | '.'));
-            if !ok {
-                return Err(ValueError::BadChar {
-                    what: "character",
-                    ch,
-                    index,
-                    why: "user and group names use `a-z`, `0-9`, `_`, `-` and `.`",
-                });
-            }
-        }
+        check_name(
+            s,
+            32,
+            |index, ch| {
+                ch.is_ascii_alphanumeric() || ch == '_' || (index > 0 && matches!(ch, '-' | '.'))
+            },
+            "user and group names use `a-z`, `0-9`, `_`, `-` and `.`",
+        )?;
         Ok(Account(s.to_owned()))
+    }
+}
+
+/// A name of at most `max` bytes, not empty, each character passing `ok(index, ch)`.
+fn check_name(
+    s: &str,
+    max: usize,
+    ok: impl Fn(usize, char) -> bool,
+    why: &'static str,
+) -> Result<(), ValueError> {
+    if s.is_empty() {
+        return Err(ValueError::Empty);
+    }
+    if s.len() > max {
+        return Err(ValueError::TooLong { len: s.len(), max });
+    }
+    match s.char_indices().find(|(i, c)| !ok(*i, *c)) {
+        Some((index, ch)) => Err(ValueError::BadChar {
+            what: "character",
+            ch,
+            index,
+            why,
+        }),
+        None => Ok(()),
     }
 }
 
@@ -995,25 +1006,12 @@ string_newtype!(
 impl FromStr for PluginName {
     type Err = ValueError;
     fn from_str(s: &str) -> Result<Self, ValueError> {
-        if s.is_empty() {
-            return Err(ValueError::Empty);
-        }
-        if s.len() > 32 {
-            return Err(ValueError::TooLong {
-                len: s.len(),
-                max: 32,
-            });
-        }
-        for (index, ch) in s.char_indices() {
-            if !(ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_') {
-                return Err(ValueError::BadChar {
-                    what: "character",
-                    ch,
-                    index,
-                    why: "uWSGI plugin names use `a-z`, `0-9` and `_`",
-                });
-            }
-        }
+        check_name(
+            s,
+            32,
+            |_, ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_',
+            "uWSGI plugin names use `a-z`, `0-9` and `_`",
+        )?;
         Ok(PluginName(s.to_owned()))
     }
 }
