@@ -64,6 +64,8 @@ pub enum ManagerError {
         reason: String,
         /// The last lines of its log.
         log_tail: Vec<String>,
+        /// What to do next, in one line.
+        hint: &'static str,
     },
     /// A directory or process operation failed.
     #[error("failed to {action} `{}`", path.display())]
@@ -699,6 +701,7 @@ fn check_nginx_reaches(host: Option<&Host>, copies: &[SessInstance]) -> Result<(
                 sess: copy.sess.to_string(),
                 reason,
                 log_tail: Vec::new(),
+                hint: HINT_REACH,
             });
         }
     }
@@ -859,6 +862,7 @@ fn wait_reloaded(
                     timeout.as_secs()
                 ),
                 log_tail: log_tail(production.log_file(&copy.sess).as_path(), 15),
+                hint: HINT_FIX_ACT,
             });
         }
         std::thread::sleep(Duration::from_millis(100));
@@ -895,7 +899,7 @@ fn health_check(
     let deadline = Instant::now() + timeout;
     let slug = &copy.sess;
     let log = production.log_file(slug);
-    let unhealthy = |reason: String| {
+    let unhealthy = |reason: String, hint: &'static str| {
         let tail = log_tail(log.as_path(), 15);
         // A vassal uWSGI refuses before it opens its log leaves its reason with the Emperor.
         let reason = if tail.is_empty() && production.mode == Mode::System {
@@ -909,17 +913,32 @@ fn health_check(
             sess: slug.to_string(),
             reason,
             log_tail: tail,
+            hint,
         }
     };
     match manager.wait_copy_running(copy, true, timeout) {
         SessState::Running { .. } => {}
-        SessState::Failed { reason, .. } => return Err(unhealthy(reason)),
-        SessState::Stopped => return Err(unhealthy("it is not running".into())),
+        SessState::Failed { reason, .. } => {
+            // A master that runs without answering yet is starting, not failing (a failed
+            // app load ends it): the deadline was too short, or the Act slow to import.
+            return Err(match manager.master_pid(copy) {
+                Some(pid) if Instant::now() >= deadline => unhealthy(
+                    format!(
+                        "it was still starting when its {}s ran out ({reason}; its master, pid {pid}, runs)",
+                        timeout.as_secs()
+                    ),
+                    HINT_SLOW_START,
+                ),
+                _ => unhealthy(reason, HINT_FIX_ACT),
+            });
+        }
+        SessState::Stopped => return Err(unhealthy("it is not running".into(), HINT_FIX_ACT)),
     }
     let target = Target::from(&copy.socket);
     let host = host_for(production, slug);
     let runtime = runtime()?;
     let mut last = String::from("no answer");
+    let mut hint = HINT_FIX_ACT;
     while Instant::now() < deadline {
         let client = Client::new(target.clone())
             .connect_timeout(Duration::from_secs(2))
@@ -928,12 +947,35 @@ fn health_check(
         match answer {
             Ok(r) if r.status() < 500 => return Ok(()),
             Ok(r) => last = format!("it answers `/` with HTTP {}", r.status()),
-            Err(e) => last = e.to_string(),
+            Err(e) => {
+                last = e.to_string();
+                // Not the Act's doing: a running master whose socket file is gone.
+                if let SessSocket::Unix(socket) = &copy.socket
+                    && !socket.as_path().exists()
+                    && let Some(pid) = manager.master_pid(copy)
+                {
+                    last = format!(
+                        "its master (pid {pid}) runs, but its socket `{socket}` is gone: something removed it while the master ran"
+                    );
+                    hint = HINT_SOCKET_GONE;
+                }
+            }
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    Err(unhealthy(last))
+    Err(unhealthy(last, hint))
 }
+
+/// What to do when a Sess does not answer because of its Act.
+const HINT_FIX_ACT: &str =
+    "fix the Act, then run `backstage apply` again; `backstage status` shows every Sess";
+/// What to do when a Sess was still starting at its deadline.
+const HINT_SLOW_START: &str = "if the Act needs longer to start, give it more with `--health-timeout SECONDS`, then run `backstage apply` again";
+/// What to do when a running copy's socket was removed.
+const HINT_SOCKET_GONE: &str =
+    "the Act is not at fault; run `backstage apply` again, which starts the copy afresh";
+/// What to do when nginx cannot reach a Sess' socket.
+const HINT_REACH: &str = "fix the permissions named above, then run `backstage apply` again";
 
 fn runtime() -> Result<tokio::runtime::Runtime, ManagerError> {
     tokio::runtime::Builder::new_current_thread()

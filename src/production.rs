@@ -97,16 +97,20 @@ pub(crate) fn fail(e: &ManagerError, json: bool) -> ExitCode {
         outln!("{}", serde_json::json!({"error": message}));
     }
     errln!("error: {message}");
-    if let ManagerError::Unhealthy { log_tail, sess, .. } = e {
+    if let ManagerError::Unhealthy {
+        log_tail,
+        sess,
+        hint,
+        ..
+    } = e
+    {
         if !log_tail.is_empty() {
             errln!("last lines of Sess `{sess}`'s log:");
             for l in log_tail {
                 errln!("  | {l}");
             }
         }
-        errln!(
-            "hint: fix the Act, then run `backstage apply` again; `backstage status` shows every Sess"
-        );
+        errln!("hint: {hint}");
     }
     ExitCode::FAILURE
 }
