@@ -448,6 +448,8 @@ fn apply_locked(
     let desired = desired(production)?;
     let plan = full_plan(production, &desired)?;
     if plan.is_empty() {
+        // An apply killed after its commit may have left a retired copy running.
+        settle(production, progress)?;
         return Ok(report);
     }
     let nginx_changes = plan
@@ -506,6 +508,7 @@ fn apply_locked(
                     }
                 }
             }
+            settle(production, progress)?;
             report.changes = plan.changes;
             Ok(report)
         }
@@ -520,6 +523,32 @@ fn apply_locked(
             Err(e)
         }
     }
+}
+
+/// Waits until only the serving copy of each Sess runs: a copy whose vassal is gone but whose
+/// master still runs (retired by an apply killed after its commit, or rolled back) is waited
+/// for, so an apply never reports success while two masters of a Sess run.
+fn settle(production: &Production, progress: &mut dyn FnMut(Event)) -> Result<(), ManagerError> {
+    if !emperor_running(production) {
+        return Ok(());
+    }
+    let manager = StageManager::new(production);
+    for copy in manager.unplaced_running() {
+        if production.sess.contains_key(&copy.sess) {
+            progress(Event::Step(format!(
+                "waiting for a previous copy of Sess `{}` to stop",
+                copy.sess
+            )));
+            manager.wait_copy_stopped(&copy, Duration::from_secs(30))?;
+        } else {
+            progress(Event::Step(format!(
+                "waiting for Sess `{}` to stop",
+                copy.sess
+            )));
+            manager.wait_stopped(copy.sess.as_str(), Duration::from_secs(30))?;
+        }
+    }
+    Ok(())
 }
 
 // The phases share the apply's whole context; bundling it into a struct would only rename it.

@@ -344,3 +344,25 @@ fn an_apply_right_after_one_that_failed_its_health_check_succeeds() {
     assert_consistent(&club, "after a failed health check, applied again");
     assert_eq!(masters(&club, "club-a").len(), 1, "one master of club-a");
 }
+
+#[test]
+fn a_reapply_after_a_kill_past_the_commit_waits_for_the_previous_copy() {
+    let club = live_club();
+    let base = club.text.clone();
+    club.write_manifest(&more_processes(&base, "club-b"));
+    // Killed once the journal is committed: the previous copy's vassal is gone, its master not yet.
+    apply_killed_after(
+        &club,
+        "==> waiting for the previous copy of Sess `club-b` to stop",
+    );
+    let out = club.run(&["apply"]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    // Reported done only once the previous copy's master is gone.
+    assert_eq!(
+        masters(&club, "club-b").len(),
+        1,
+        "one master of club-b: {err}"
+    );
+    assert_consistent(&club, "killed past the commit, applied again");
+}

@@ -350,6 +350,16 @@ impl<'p> StageManager<'p> {
         remove_link(self.production, &name)
     }
 
+    /// The copies of any Sess (in the manifest or not) whose vassal is no longer placed but
+    /// whose master still runs: retired, and not stopped by the Emperor yet.
+    pub fn unplaced_running(&self) -> Vec<SessInstance> {
+        SessRuntime::copies(self.production)
+            .into_iter()
+            .filter(|r| !r.instance.vassal.as_path().exists() && r.live_master().is_some())
+            .map(|r| r.instance)
+            .collect()
+    }
+
     /// Waits until one copy's master has exited, then removes the runtime files it left:
     /// uWSGI's `vacuum` skips a unix socket the master inherited across a reload ("changed
     /// inode. Skip removal"), so a reloaded copy leaves its socket behind.
