@@ -969,9 +969,11 @@ fn health_check(
     let mut last = String::from("no answer");
     let mut hint = HINT_FIX_ACT;
     while Instant::now() < deadline {
+        let left = deadline.saturating_duration_since(Instant::now());
         let client = Client::new(target.clone())
             .connect_timeout(Duration::from_secs(2))
-            .read_timeout(Duration::from_secs(10));
+            .read_timeout(Duration::from_secs(10))
+            .deadline(left.clamp(Duration::from_secs(1), Duration::from_secs(10)));
         let answer = runtime.block_on(client.send(Request::get("/").header("Host", host.clone())));
         match answer {
             Ok(r) if r.status() < 500 => return Ok(()),

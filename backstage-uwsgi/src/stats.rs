@@ -189,8 +189,21 @@ pub struct AppStats {
     pub chdir: String,
 }
 
-/// Connects to a stats socket and reads its document; `timeout` bounds the connect and each read.
+/// Connects to a stats socket and reads its document, all within `timeout`: a socket that
+/// sends one byte a second, or never stops, is given up on then ([`Error::Deadline`]); a
+/// document over [`MAX_STATS_LEN`] is refused as soon as it passes the limit.
 pub async fn read(target: &Target, timeout: Duration) -> Result<Stats, Error> {
+    let deadline = Error::Deadline {
+        target: target.clone(),
+        deadline: timeout,
+    };
+    let raw = tokio::time::timeout(timeout, read_raw(target, timeout))
+        .await
+        .map_err(|_| deadline)??;
+    Stats::parse(&raw)
+}
+
+async fn read_raw(target: &Target, timeout: Duration) -> Result<Vec<u8>, Error> {
     let conn = connect(target, timeout).await?;
     let mut raw = Vec::with_capacity(16 * 1024);
     let limit = u64::try_from(MAX_STATS_LEN).unwrap_or(u64::MAX) + 1;
@@ -207,41 +220,21 @@ pub async fn read(target: &Target, timeout: Duration) -> Result<Stats, Error> {
             limit: MAX_STATS_LEN,
         });
     }
-    Stats::parse(&raw)
+    Ok(raw)
 }
 
-/// Reads a unix stats socket synchronously: connect, read to end of file, parse.
-///
-/// For callers without a runtime; the stats server writes its document on connect and closes.
-/// `timeout` bounds each read.
+/// [`read`] for callers without a runtime (it runs one of its own for the call): connect,
+/// read to end of file and parse, all within `timeout`. Must not be called from async code.
 pub fn read_unix_blocking(path: &std::path::Path, timeout: Duration) -> Result<Stats, Error> {
-    use std::io::Read;
     let target = Target::Unix(path.to_owned());
-    let stream =
-        std::os::unix::net::UnixStream::connect(path).map_err(|source| Error::Connect {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| Error::Io {
             target: target.clone(),
             source,
         })?;
-    let io = |source: std::io::Error| match source.kind() {
-        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => Error::ReadTimeout {
-            target: target.clone(),
-            timeout,
-        },
-        _ => Error::Io {
-            target: target.clone(),
-            source,
-        },
-    };
-    stream.set_read_timeout(Some(timeout)).map_err(io)?;
-    let mut raw = Vec::with_capacity(16 * 1024);
-    let limit = u64::try_from(MAX_STATS_LEN).unwrap_or(u64::MAX) + 1;
-    stream.take(limit).read_to_end(&mut raw).map_err(io)?;
-    if raw.len() > MAX_STATS_LEN {
-        return Err(Error::StatsTooLarge {
-            limit: MAX_STATS_LEN,
-        });
-    }
-    Stats::parse(&raw)
+    runtime.block_on(read(&target, timeout))
 }
 
 /// Skips the HTTP head `--stats-http` puts before the document.
