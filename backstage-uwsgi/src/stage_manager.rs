@@ -796,9 +796,11 @@ mod tests {
     /// command line (before `procname-prefix` applies), no pid file yet.
     fn starting_master(vassal_name: &str) -> std::process::Child {
         use std::os::unix::process::CommandExt as _;
+        // A builtin waiting on a pipe: no child that would carry this command line for a moment.
         std::process::Command::new("/bin/sh")
             .arg0("uwsgi")
-            .args(["-c", "sleep 60; true", "--ini", vassal_name])
+            .args(["-c", "read _", "--ini", vassal_name])
+            .stdin(std::process::Stdio::piped())
             .spawn()
             .unwrap()
     }
