@@ -1150,6 +1150,24 @@ pub struct Status {
     pub gigs: Vec<GigStatus>,
 }
 
+impl Status {
+    /// What is down, one line each: every Sess that is not running, every Gig that nothing
+    /// answers or that answers 5xx. Empty when all is up.
+    pub fn down(&self) -> Vec<String> {
+        let sess = self
+            .sess
+            .iter()
+            .filter(|s| s.state != "running")
+            .map(|s| format!("Sess `{}` is {}", s.name, s.state));
+        let gigs = self.gigs.iter().filter_map(|g| match g.http_status {
+            Some(code) if code < 500 => None,
+            Some(code) => Some(format!("Gig `{}` answers HTTP {code}", g.name)),
+            None => Some(format!("Gig `{}` does not answer", g.name)),
+        });
+        sess.chain(gigs).collect()
+    }
+}
+
 /// A Sess in `status`.
 #[derive(Debug, Clone, Serialize)]
 pub struct SessStatus {

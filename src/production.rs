@@ -256,7 +256,7 @@ pub(crate) fn status(args: &JsonArgs) -> ExitCode {
     match manager::status(&production) {
         Ok(status) if args.json => {
             outln!("{}", serde_json::to_string(&status).expect("serializes"));
-            ExitCode::SUCCESS
+            status_code(&status.down())
         }
         Ok(status) => {
             let w = status
@@ -305,8 +305,25 @@ pub(crate) fn status(args: &JsonArgs) -> ExitCode {
                         .unwrap_or_default()
                 );
             }
-            ExitCode::SUCCESS
+            let down = status.down();
+            if !down.is_empty() {
+                errln!("");
+                errln!("down: {}", down.join("; "));
+                errln!(
+                    "hint: a failed Sess' log (`backstage.<production>.<sess>.log` in the log dir) says why; `backstage up` or `backstage apply` starts what the manifest wants"
+                );
+            }
+            status_code(&down)
         }
         Err(e) => fail(&e, args.json),
+    }
+}
+
+/// `status`' exit code: 1 when something is down, so it can be a monitoring check.
+fn status_code(down: &[String]) -> ExitCode {
+    if down.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }

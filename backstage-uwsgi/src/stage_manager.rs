@@ -385,20 +385,43 @@ impl<'p> StageManager<'p> {
         SessRuntime::of(self.production, copy).live_master()
     }
 
-    /// The Sess' state now: that of [`Self::current`]. `emperor_running` says whether an
-    /// Emperor serves the vassal dir (user mode:
-    /// [`Emperor::is_running`](crate::emperor::Emperor::is_running); system mode: the system
-    /// service's state).
+    /// The Sess' state now. While it is being replaced (two copies placed), that of the copy
+    /// its socket link points at when that one runs: it is the one serving. Otherwise that of
+    /// [`Self::current`]. `emperor_running` says whether an Emperor serves the vassal dir
+    /// (user mode: [`Emperor::is_running`](crate::emperor::Emperor::is_running); system mode:
+    /// the system service's state).
     pub fn state(&self, name: &str, emperor_running: bool) -> Result<SessState, Error> {
+        let (slug, _) = find_sess(self.production, name)?;
+        let placed = self.placed(slug)?;
+        if placed.len() > 1
+            && let Some(serving) = self.linked(&placed)
+        {
+            let state = self.copy_state(serving, emperor_running);
+            if matches!(state, SessState::Running { .. }) {
+                return Ok(state);
+            }
+        }
         Ok(self.copy_state(&self.current(name)?, emperor_running))
     }
 
-    /// One copy's state now.
+    /// The copy among `copies` (of one Sess) that the Sess' socket link points at.
+    fn linked<'c>(&self, copies: &'c [SessInstance]) -> Option<&'c SessInstance> {
+        copies.iter().find(|copy| {
+            socket_link(self.production, copy)
+                .is_some_and(|(link, target)| fs::read_link(link).is_ok_and(|t| t == target))
+        })
+    }
+
+    /// One copy's state now. What its stats socket says is believed only so far: workers
+    /// count when they are live children of the copy's master, and at most as many as its
+    /// vassal's `processes`.
     pub fn copy_state(&self, copy: &SessInstance, emperor_running: bool) -> SessState {
         let placed = copy.vassal.as_path().exists();
         let stats = if placed && emperor_running {
             // Any failure counts as "its stats socket does not answer".
-            stats::read_unix_blocking(copy.stats.as_path(), STATS_TIMEOUT).ok()
+            stats::read_unix_blocking(copy.stats.as_path(), STATS_TIMEOUT)
+                .ok()
+                .map(|s| self.credible(copy, s))
         } else {
             None
         };
@@ -412,6 +435,44 @@ impl<'p> StageManager<'p> {
             },
             other => other,
         }
+    }
+
+    /// The workers of a stats document that are live children of the copy's master, at most
+    /// as many as the copy runs (its vassal's `processes`, else the manifest's, else
+    /// [`stats::MAX_WORKERS`]).
+    fn credible(&self, copy: &SessInstance, mut stats: Stats) -> Stats {
+        let master = SessRuntime::of(self.production, copy).live_master();
+        stats.workers.retain(|w| {
+            master.is_some()
+                && i32::try_from(w.pid)
+                    .ok()
+                    .filter(|&pid| pid > 0)
+                    .and_then(parent_of)
+                    == master
+        });
+        stats.workers.truncate(self.processes_of(copy));
+        stats
+    }
+
+    /// How many workers a copy runs: its vassal's `processes`, else the manifest's.
+    fn processes_of(&self, copy: &SessInstance) -> usize {
+        let from_vassal = fs::read_to_string(copy.vassal.as_path())
+            .ok()
+            .and_then(|text| {
+                text.lines().find_map(|l| {
+                    let (key, value) = l.split_once('=')?;
+                    (key.trim() == "processes").then(|| value.trim().parse::<usize>().ok())?
+                })
+            });
+        from_vassal
+            .or_else(|| {
+                self.production
+                    .sess
+                    .get(&copy.sess)
+                    .map(|s| usize::from(s.processes))
+            })
+            .unwrap_or(stats::MAX_WORKERS)
+            .min(stats::MAX_WORKERS)
     }
 
     /// Polls a copy's state until it runs, its app visibly fails to load (uWSGI logs
@@ -646,6 +707,17 @@ impl SessRuntime {
     pub(crate) fn remove_link(&self, production: &Production) -> Result<(), Error> {
         remove_link(production, &self.sess)
     }
+}
+
+/// A live process' parent, from `/proc/PID/stat`.
+fn parent_of(pid: i32) -> Option<i32> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The state and the parent follow the parenthesised command name, which may hold spaces.
+    let (_, rest) = stat.rsplit_once(')')?;
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?;
+    let parent = fields.next()?.parse().ok()?;
+    (state != "Z" && state != "X").then_some(parent)
 }
 
 /// A process' arguments, from `/proc/PID/cmdline`.

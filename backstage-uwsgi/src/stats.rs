@@ -17,6 +17,10 @@ use crate::{
 /// The largest stats document accepted, in bytes.
 pub const MAX_STATS_LEN: usize = 16 * 1024 * 1024;
 
+/// The most workers read from one stats document; the rest are skipped unparsed (no uWSGI
+/// instance Backstage runs has more: `processes` is at most 512).
+pub const MAX_WORKERS: usize = 4096;
+
 /// What a uWSGI instance reports about itself.
 ///
 /// Fields missing from the document are left at their defaults.
@@ -44,8 +48,41 @@ pub struct Stats {
     pub cwd: String,
     /// The sockets the instance listens on.
     pub sockets: Vec<SocketStats>,
-    /// The worker processes.
+    /// The worker processes (at most [`MAX_WORKERS`] of them are read).
+    #[serde(deserialize_with = "at_most_max_workers")]
     pub workers: Vec<WorkerStats>,
+}
+
+/// Reads the first [`MAX_WORKERS`] workers of the list and skips the rest, so a document
+/// listing a million cannot make a million structs.
+fn at_most_max_workers<'de, D>(deserializer: D) -> Result<Vec<WorkerStats>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    struct Capped;
+    impl<'de> serde::de::Visitor<'de> for Capped {
+        type Value = Vec<WorkerStats>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a list of workers")
+        }
+
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut workers = Vec::new();
+            while workers.len() < MAX_WORKERS {
+                match seq.next_element()? {
+                    Some(worker) => workers.push(worker),
+                    None => return Ok(workers),
+                }
+            }
+            while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+            Ok(workers)
+        }
+    }
+    deserializer.deserialize_seq(Capped)
 }
 
 impl Stats {
@@ -313,6 +350,21 @@ mod tests {
         assert_eq!(stats.rss_bytes(), 150);
         assert!(stats.workers[0].status.is_idle());
         assert!(stats.workers[1].status.is_busy());
+    }
+
+    #[test]
+    fn reads_at_most_max_workers() {
+        let mut doc = String::from("{\"workers\":[");
+        for i in 0..MAX_WORKERS + 10 {
+            if i > 0 {
+                doc.push(',');
+            }
+            doc.push_str("{\"pid\":1}");
+        }
+        doc.push_str("],\"pid\":9}");
+        let stats = Stats::parse(doc.as_bytes()).unwrap();
+        assert_eq!(stats.workers.len(), MAX_WORKERS);
+        assert_eq!(stats.pid, 9, "the rest of the document is still read");
     }
 
     #[test]
