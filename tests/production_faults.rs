@@ -322,6 +322,13 @@ fn masters(club: &Club, sess: &str) -> Vec<u32> {
         .collect()
 }
 
+/// The last 30 lines of a log, for a failure's message.
+fn log_end(path: &std::path::Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(30)..].join("\n")
+}
+
 #[test]
 fn an_apply_right_after_one_that_failed_its_health_check_succeeds() {
     let club = live_club();
@@ -338,7 +345,12 @@ fn an_apply_right_after_one_that_failed_its_health_check_succeeds() {
     // and its socket and pid file left alone, not taken for leftovers.
     let out = club.run(&["apply"]);
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(out.status.code(), Some(0), "the apply after: {err}");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "the apply after: {err}\nthe Emperor's log ends:\n{}",
+        log_end(&club.dir.join(".backstage/log/emperor.log"))
+    );
     assert!(!err.contains("fix the Act"), "{err}");
     assert_eq!(vassals(&club.dir, "club-a").len(), 1, "one copy placed");
     assert_consistent(&club, "after a failed health check, applied again");

@@ -363,16 +363,34 @@ impl<'p> StageManager<'p> {
     /// Waits until one copy's master has exited, then removes the runtime files it left:
     /// uWSGI's `vacuum` skips a unix socket the master inherited across a reload ("changed
     /// inode. Skip removal"), so a reloaded copy leaves its socket behind.
+    ///
+    /// A master whose vassal is gone is the Emperor's to stop; one that is still there after a
+    /// third of `timeout` (seen under load with a master stopped while it was still starting)
+    /// gets `SIGINT` from Backstage, and `SIGKILL` after another third: no one wants that copy.
     pub fn wait_copy_stopped(&self, copy: &SessInstance, timeout: Duration) -> Result<(), Error> {
+        use nix::sys::signal::{Signal, kill};
         let runtime = SessRuntime::of(self.production, copy);
-        let deadline = Instant::now() + timeout;
+        let start = Instant::now();
+        let mut sent: Option<Signal> = None;
         while let Some(pid) = runtime.live_master() {
-            if Instant::now() > deadline {
+            let waited = start.elapsed();
+            if waited > timeout {
                 return Err(Error::SessStop {
                     sess: copy.sess.to_string(),
                     pid,
                     seconds: timeout.as_secs(),
                 });
+            }
+            let escalate = match sent {
+                None if waited > timeout / 3 => Some(Signal::SIGINT),
+                Some(Signal::SIGINT) if waited > timeout * 2 / 3 => Some(Signal::SIGKILL),
+                _ => None,
+            };
+            if let Some(signal) = escalate
+                && !copy.vassal.as_path().exists()
+            {
+                let _ = kill(nix::unistd::Pid::from_raw(pid), signal);
+                sent = Some(signal);
             }
             std::thread::sleep(Duration::from_millis(50));
         }
