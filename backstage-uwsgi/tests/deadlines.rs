@@ -265,3 +265,41 @@ async fn a_listen_queue_that_drains_lets_the_request_through() {
     assert_eq!(&response.bytes().await.unwrap()[..], b"ok");
     drop(queued);
 }
+
+/// Declares 100 body bytes, sends 4 and hangs up.
+fn short_body(mut conn: std::os::unix::net::UnixStream) {
+    read_request(&mut conn);
+    let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\njazz");
+}
+
+#[tokio::test]
+async fn a_body_shorter_than_its_content_length_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = socket(&dir, "short.sock");
+    peer(&path, short_body);
+    let response = Client::new(Target::Unix(path))
+        .send(Request::get("/"))
+        .await
+        .unwrap();
+    let err = response.bytes().await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::BodyTruncated {
+                received: 4,
+                declared: 100,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    // A HEAD response has no body, whatever its Content-Length says.
+    let dir = tempfile::tempdir().unwrap();
+    let path = socket(&dir, "head.sock");
+    peer(&path, full_then_open);
+    let response = Client::new(Target::Unix(path))
+        .send(Request::new("HEAD", "/"))
+        .await
+        .unwrap();
+    assert_eq!(&response.bytes().await.unwrap()[..], b"");
+}
