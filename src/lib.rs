@@ -82,6 +82,10 @@ enum Command {
     /// User mode: stop nginx, the Emperor and every Sess that `up` started.
     Down(production::LifeArgs),
     /// Every Sess (state, workers, requests, memory) and every Gig (HTTP status through nginx).
+    ///
+    /// Exit 0 when every Sess runs and every Gig answers (a 4xx is an answer); 1 when a Sess is
+    /// stopped or failed, or a Gig is down: nothing answers it, or it answers 5xx. The report
+    /// (and `--json`) is printed either way, so `status` serves as a monitoring check.
     Status(production::JsonArgs),
     /// System mode: look at this server (the uWSGI Emperor, nginx, directories, accounts) and
     /// print what is wrong with the exact command or line that fixes it; changes nothing.

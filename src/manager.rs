@@ -65,6 +65,8 @@ pub enum ManagerError {
         reason: String,
         /// The last lines of its log.
         log_tail: Vec<String>,
+        /// What to do next, in one line.
+        hint: &'static str,
     },
     /// A directory or process operation failed.
     #[error("failed to {action} `{}`", path.display())]
@@ -447,6 +449,8 @@ fn apply_locked(
     let desired = desired(production)?;
     let plan = full_plan(production, &desired)?;
     if plan.is_empty() {
+        // An apply killed after its commit may have left a retired copy running.
+        settle(production, progress)?;
         return Ok(report);
     }
     let nginx_changes = plan
@@ -505,6 +509,7 @@ fn apply_locked(
                     }
                 }
             }
+            settle(production, progress)?;
             report.changes = plan.changes;
             Ok(report)
         }
@@ -519,6 +524,32 @@ fn apply_locked(
             Err(e)
         }
     }
+}
+
+/// Waits until only the serving copy of each Sess runs: a copy whose vassal is gone but whose
+/// master still runs (retired by an apply killed after its commit, or rolled back) is waited
+/// for, so an apply never reports success while two masters of a Sess run.
+fn settle(production: &Production, progress: &mut dyn FnMut(Event)) -> Result<(), ManagerError> {
+    if !emperor_running(production) {
+        return Ok(());
+    }
+    let manager = StageManager::new(production);
+    for copy in manager.unplaced_running() {
+        if production.sess.contains_key(&copy.sess) {
+            progress(Event::Step(format!(
+                "waiting for a previous copy of Sess `{}` to stop",
+                copy.sess
+            )));
+            manager.wait_copy_stopped(&copy, Duration::from_secs(30))?;
+        } else {
+            progress(Event::Step(format!(
+                "waiting for Sess `{}` to stop",
+                copy.sess
+            )));
+            manager.wait_stopped(copy.sess.as_str(), Duration::from_secs(30))?;
+        }
+    }
+    Ok(())
 }
 
 // The phases share the apply's whole context; bundling it into a struct would only rename it.
@@ -700,6 +731,7 @@ fn check_nginx_reaches(host: Option<&Host>, copies: &[SessInstance]) -> Result<(
                 sess: copy.sess.to_string(),
                 reason,
                 log_tail: Vec::new(),
+                hint: HINT_REACH,
             });
         }
     }
@@ -860,6 +892,7 @@ fn wait_reloaded(
                     timeout.as_secs()
                 ),
                 log_tail: log_tail(production.log_file(&copy.sess).as_path(), 15),
+                hint: HINT_FIX_ACT,
             });
         }
         std::thread::sleep(Duration::from_millis(100));
@@ -896,7 +929,7 @@ fn health_check(
     let deadline = Instant::now() + timeout;
     let slug = &copy.sess;
     let log = production.log_file(slug);
-    let unhealthy = |reason: String| {
+    let unhealthy = |reason: String, hint: &'static str| {
         let tail = log_tail(log.as_path(), 15);
         // A vassal uWSGI refuses before it opens its log leaves its reason with the Emperor.
         let reason = if tail.is_empty() && production.mode == Mode::System {
@@ -910,31 +943,71 @@ fn health_check(
             sess: slug.to_string(),
             reason,
             log_tail: tail,
+            hint,
         }
     };
     match manager.wait_copy_running(copy, true, timeout) {
         SessState::Running { .. } => {}
-        SessState::Failed { reason, .. } => return Err(unhealthy(reason)),
-        SessState::Stopped => return Err(unhealthy("it is not running".into())),
+        SessState::Failed { reason, .. } => {
+            // A master that runs without answering yet is starting, not failing (a failed
+            // app load ends it): the deadline was too short, or the Act slow to import.
+            return Err(match manager.master_pid(copy) {
+                Some(pid) if Instant::now() >= deadline => unhealthy(
+                    format!(
+                        "it was still starting when its {}s ran out ({reason}; its master, pid {pid}, runs)",
+                        timeout.as_secs()
+                    ),
+                    HINT_SLOW_START,
+                ),
+                _ => unhealthy(reason, HINT_FIX_ACT),
+            });
+        }
+        SessState::Stopped => return Err(unhealthy("it is not running".into(), HINT_FIX_ACT)),
     }
     let target = Target::from(&copy.socket);
     let host = host_for(production, slug);
     let runtime = runtime()?;
     let mut last = String::from("no answer");
+    let mut hint = HINT_FIX_ACT;
     while Instant::now() < deadline {
+        let left = deadline.saturating_duration_since(Instant::now());
         let client = Client::new(target.clone())
             .connect_timeout(Duration::from_secs(2))
-            .read_timeout(Duration::from_secs(10));
+            .read_timeout(Duration::from_secs(10))
+            .deadline(left.clamp(Duration::from_secs(1), Duration::from_secs(10)));
         let answer = runtime.block_on(client.send(Request::get("/").header("Host", host.clone())));
         match answer {
             Ok(r) if r.status() < 500 => return Ok(()),
             Ok(r) => last = format!("it answers `/` with HTTP {}", r.status()),
-            Err(e) => last = e.to_string(),
+            Err(e) => {
+                last = e.to_string();
+                // Not the Act's doing: a running master whose socket file is gone.
+                if let SessSocket::Unix(socket) = &copy.socket
+                    && !socket.as_path().exists()
+                    && let Some(pid) = manager.master_pid(copy)
+                {
+                    last = format!(
+                        "its master (pid {pid}) runs, but its socket `{socket}` is gone: something removed it while the master ran"
+                    );
+                    hint = HINT_SOCKET_GONE;
+                }
+            }
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    Err(unhealthy(last))
+    Err(unhealthy(last, hint))
 }
+
+/// What to do when a Sess does not answer because of its Act.
+const HINT_FIX_ACT: &str =
+    "fix the Act, then run `backstage apply` again; `backstage status` shows every Sess";
+/// What to do when a Sess was still starting at its deadline.
+const HINT_SLOW_START: &str = "if the Act needs longer to start, give it more with `--health-timeout SECONDS`, then run `backstage apply` again";
+/// What to do when a running copy's socket was removed.
+const HINT_SOCKET_GONE: &str =
+    "the Act is not at fault; run `backstage apply` again, which starts the copy afresh";
+/// What to do when nginx cannot reach a Sess' socket.
+const HINT_REACH: &str = "fix the permissions named above, then run `backstage apply` again";
 
 fn runtime() -> Result<tokio::runtime::Runtime, ManagerError> {
     tokio::runtime::Builder::new_current_thread()
@@ -1076,6 +1149,24 @@ pub struct Status {
     pub sess: Vec<SessStatus>,
     /// One entry per Gig.
     pub gigs: Vec<GigStatus>,
+}
+
+impl Status {
+    /// What is down, one line each: every Sess that is not running, every Gig that nothing
+    /// answers or that answers 5xx. Empty when all is up.
+    pub fn down(&self) -> Vec<String> {
+        let sess = self
+            .sess
+            .iter()
+            .filter(|s| s.state != "running")
+            .map(|s| format!("Sess `{}` is {}", s.name, s.state));
+        let gigs = self.gigs.iter().filter_map(|g| match g.http_status {
+            Some(code) if code < 500 => None,
+            Some(code) => Some(format!("Gig `{}` answers HTTP {code}", g.name)),
+            None => Some(format!("Gig `{}` does not answer", g.name)),
+        });
+        sess.chain(gigs).collect()
+    }
 }
 
 /// A Sess in `status`.

@@ -97,16 +97,20 @@ pub(crate) fn fail(e: &ManagerError, json: bool) -> ExitCode {
         outln!("{}", serde_json::json!({"error": message}));
     }
     errln!("error: {message}");
-    if let ManagerError::Unhealthy { log_tail, sess, .. } = e {
+    if let ManagerError::Unhealthy {
+        log_tail,
+        sess,
+        hint,
+        ..
+    } = e
+    {
         if !log_tail.is_empty() {
             errln!("last lines of Sess `{sess}`'s log:");
             for l in log_tail {
                 errln!("  | {l}");
             }
         }
-        errln!(
-            "hint: fix the Act, then run `backstage apply` again; `backstage status` shows every Sess"
-        );
+        errln!("hint: {hint}");
     }
     ExitCode::FAILURE
 }
@@ -252,7 +256,7 @@ pub(crate) fn status(args: &JsonArgs) -> ExitCode {
     match manager::status(&production) {
         Ok(status) if args.json => {
             outln!("{}", serde_json::to_string(&status).expect("serializes"));
-            ExitCode::SUCCESS
+            status_code(&status.down())
         }
         Ok(status) => {
             let w = status
@@ -301,8 +305,25 @@ pub(crate) fn status(args: &JsonArgs) -> ExitCode {
                         .unwrap_or_default()
                 );
             }
-            ExitCode::SUCCESS
+            let down = status.down();
+            if !down.is_empty() {
+                errln!("");
+                errln!("down: {}", down.join("; "));
+                errln!(
+                    "hint: a failed Sess' log (`backstage.<production>.<sess>.log` in the log dir) says why; `backstage up` or `backstage apply` starts what the manifest wants"
+                );
+            }
+            status_code(&down)
         }
         Err(e) => fail(&e, args.json),
+    }
+}
+
+/// `status`' exit code: 1 when something is down, so it can be a monitoring check.
+fn status_code(down: &[String]) -> ExitCode {
+    if down.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }

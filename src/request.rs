@@ -39,7 +39,8 @@ pub struct RequestArgs {
     /// The manifest, when TARGET is a Sess name [default: `backstage.toml` here or in the nearest parent]
     #[arg(short = 'f', long = "file", value_name = "FILE")]
     file: Option<PathBuf>,
-    /// Seconds to wait for the connection, and for each read.
+    /// Seconds the whole exchange may take: connecting (a full listen queue is tried again
+    /// until then), sending, and reading the response to the end of its body
     #[arg(long, value_name = "SECONDS", default_value_t = 30,
           value_parser = clap::value_parser!(u64).range(1..))]
     timeout: u64,
@@ -175,7 +176,8 @@ async fn request(args: RequestArgs) -> ExitCode {
     let timeout = Duration::from_secs(args.timeout);
     let client = Client::new(target)
         .connect_timeout(timeout)
-        .read_timeout(timeout);
+        .read_timeout(timeout)
+        .deadline(timeout);
     match client.send(request).await {
         Ok(response) => print_response(response, args.include).await,
         Err(error) => fail(&error),
@@ -200,8 +202,10 @@ async fn print_response(response: Response, include: bool) -> ExitCode {
     }
     loop {
         match body.chunk().await {
+            // Each chunk as it comes: a slow body shows as it arrives, and what came before a
+            // failure is out.
             Ok(Some(chunk)) => {
-                if let Err(error) = stdout.write_all(&chunk) {
+                if let Err(error) = stdout.write_all(&chunk).and_then(|()| stdout.flush()) {
                     return write_failed(&error);
                 }
             }

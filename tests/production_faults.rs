@@ -274,3 +274,107 @@ fn concurrent_applies_a_rejected_nginx_config_and_twice_up_and_down() {
     assert_base(&club, "up after down");
     ok(&club.run(&["down"]));
 }
+
+/// The example with `processes = 3` on one Sess (a new copy of it), whose master takes two
+/// seconds before loading the app, so a one-second health check always finds it starting.
+fn more_processes(base: &str, sess: &str) -> String {
+    let header = format!("[sess.{sess}]\n");
+    let start = base.find(&header).unwrap() + header.len();
+    let end = start + base[start..].find("\n\n").unwrap();
+    let mut table = String::new();
+    for line in base[start..end]
+        .lines()
+        .filter(|l| !l.starts_with("processes"))
+    {
+        table.push_str(line);
+        table.push('\n');
+    }
+    format!(
+        "{}{table}processes = 3\nextra = {{ \"exec-pre-app\" = \"sleep 2\" }}{}",
+        &base[..start],
+        &base[end..]
+    )
+}
+
+/// The masters of a Sess' copies: the Emperor's children whose command line names the Sess
+/// (`backstage.jazzclub.<sess> uWSGI master`, or `uwsgi --ini backstage.jazzclub.<sess>.<id>.ini`
+/// before the process name applies).
+fn masters(club: &Club, sess: &str) -> Vec<u32> {
+    let emperor = std::fs::read_to_string(club.dir.join(".backstage/run/emperor.pid")).unwrap();
+    let emperor: u32 = emperor.trim().parse().unwrap();
+    let name = format!("backstage.jazzclub.{sess}");
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let after = stat.rsplit_once(") ").map_or("", |(_, rest)| rest);
+            let mut fields = after.split_whitespace();
+            let state = fields.next().unwrap_or("Z");
+            let ppid: u32 = fields.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            ppid == emperor
+                && state != "Z"
+                && (cmdline.starts_with(&format!("{name} "))
+                    || cmdline.contains(&format!("{name}.")))
+        })
+        .collect()
+}
+
+/// The last 30 lines of a log, for a failure's message.
+fn log_end(path: &std::path::Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(30)..].join("\n")
+}
+
+#[test]
+fn an_apply_right_after_one_that_failed_its_health_check_succeeds() {
+    let club = live_club();
+    let base = club.text.clone();
+    club.write_manifest(&more_processes(&base, "club-a"));
+    let out = club.run(&["apply", "--health-timeout", "1"]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("Sess `club-a` did not become healthy"),
+        "{err}"
+    );
+    // At once: the rolled-back copy's master may still be starting. It must be waited for,
+    // and its socket and pid file left alone, not taken for leftovers.
+    let out = club.run(&["apply"]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "the apply after: {err}\nthe Emperor's log ends:\n{}",
+        log_end(&club.dir.join(".backstage/log/emperor.log"))
+    );
+    assert!(!err.contains("fix the Act"), "{err}");
+    assert_eq!(vassals(&club.dir, "club-a").len(), 1, "one copy placed");
+    assert_consistent(&club, "after a failed health check, applied again");
+    assert_eq!(masters(&club, "club-a").len(), 1, "one master of club-a");
+}
+
+#[test]
+fn a_reapply_after_a_kill_past_the_commit_waits_for_the_previous_copy() {
+    let club = live_club();
+    let base = club.text.clone();
+    club.write_manifest(&more_processes(&base, "club-b"));
+    // Killed once the journal is committed: the previous copy's vassal is gone, its master not yet.
+    apply_killed_after(
+        &club,
+        "==> waiting for the previous copy of Sess `club-b` to stop",
+    );
+    let out = club.run(&["apply"]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    // Reported done only once the previous copy's master is gone.
+    assert_eq!(
+        masters(&club, "club-b").len(),
+        1,
+        "one master of club-b: {err}"
+    );
+    assert_consistent(&club, "killed past the commit, applied again");
+}

@@ -160,3 +160,96 @@ fn a_sess_name_resolves_through_the_manifest() {
         "{err}"
     );
 }
+
+/// A peer written here, on a unix socket: each connection's request is read, then `reply`
+/// writes what it likes.
+fn malicious_peer(
+    dir: &tempfile::TempDir,
+    reply: fn(&mut std::os::unix::net::UnixStream),
+) -> String {
+    use std::io::Read;
+    let path = dir.path().join("peer.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                conn.set_read_timeout(Some(std::time::Duration::from_millis(200)))
+                    .unwrap();
+                let _ = conn.read(&mut buf);
+                reply(&mut conn);
+            });
+        }
+    });
+    path.display().to_string()
+}
+
+/// Runs `backstage request` and returns its output and how long it took.
+fn timed(args: &[&str]) -> (Output, std::time::Duration) {
+    let started = std::time::Instant::now();
+    let out = backstage(args);
+    (out, started.elapsed())
+}
+
+/// How much past `--timeout` the command may take before it counts as a hang.
+const SLACK: std::time::Duration = std::time::Duration::from_secs(5);
+
+#[test]
+fn a_head_sent_a_byte_a_second_ends_at_the_timeout() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let target = malicious_peer(&dir, |conn| {
+        for &b in b"HTTP/1.1 200 OK\r\nX-Slow: "
+            .iter()
+            .chain(std::iter::repeat(&b'a'))
+        {
+            if conn.write_all(&[b]).is_err() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_secs(1));
+        }
+    });
+    let (out, took) = timed(&[&target, "/", "--timeout", "3"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("within its deadline"), "{err}");
+    assert!(took < std::time::Duration::from_secs(3) + SLACK, "{took:?}");
+}
+
+#[test]
+fn an_endless_body_ends_at_the_timeout_with_what_came() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let target = malicious_peer(&dir, |conn| {
+        if conn.write_all(b"HTTP/1.1 200 OK\r\n\r\n").is_err() {
+            return;
+        }
+        while conn.write_all(b"la ").is_ok() {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    });
+    let (out, took) = timed(&[&target, "/", "--timeout", "2"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("within its deadline"), "{err}");
+    assert!(out.stdout.starts_with(b"la la "), "what came is printed");
+    assert!(took < std::time::Duration::from_secs(2) + SLACK, "{took:?}");
+}
+
+#[test]
+fn a_body_ends_at_its_content_length_though_the_peer_keeps_the_connection() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let target = malicious_peer(&dir, |conn| {
+        let _ = conn.write_all(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nswing",
+        );
+        std::thread::sleep(std::time::Duration::from_secs(120));
+    });
+    let (out, took) = timed(&[&target, "/", "--timeout", "60"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert_eq!(out.stdout, b"swing");
+    assert!(took < SLACK, "waited for the connection to end: {took:?}");
+}

@@ -236,7 +236,8 @@ impl Response {
 }
 
 /// Sends one HTTP request over the uwsgi protocol to `target` (a unix socket path, with a `/`,
-/// or `host:port`) and reads the whole response, with the GIL released.
+/// or `host:port`) and reads the whole response, with the GIL released; `timeout` bounds the
+/// whole exchange.
 #[pyfunction]
 #[pyo3(signature = (target, path, method = "GET", headers = None, body = None, timeout = 30.0))]
 pub fn request(
@@ -275,7 +276,8 @@ pub fn request(
         runtime.block_on(async move {
             let client = Client::new(target)
                 .connect_timeout(timeout)
-                .read_timeout(timeout);
+                .read_timeout(timeout)
+                .deadline(timeout);
             let (head, body) = client.send(req).await?.into_parts();
             let body = body.bytes().await?;
             Ok(Response {

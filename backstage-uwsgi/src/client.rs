@@ -1,5 +1,6 @@
 //! An async uwsgi client: requests with streamed bodies, raw HTTP responses, ping.
 use std::{
+    cell::Cell,
     io,
     pin::Pin,
     task::{Context, Poll},
@@ -10,7 +11,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::{
     io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf},
     net::{TcpStream, UnixStream},
-    time::timeout,
+    time::{Instant, timeout, timeout_at},
 };
 
 use crate::{
@@ -26,22 +27,34 @@ pub struct Client {
     target: Target,
     connect_timeout: Duration,
     read_timeout: Duration,
+    deadline: Duration,
     buffer_size: BufferSize,
 }
 
 impl Client {
-    /// A client for `target` with a 5 s connect timeout, a 30 s read timeout and no
-    /// `buffer_size` limit beyond the protocol's.
+    /// A client for `target` with a 5 s connect timeout, a 30 s read timeout, a 60 s deadline
+    /// for the whole exchange and no `buffer_size` limit beyond the protocol's.
     pub fn new(target: Target) -> Self {
         Self {
             target,
             connect_timeout: Duration::from_secs(5),
             read_timeout: Duration::from_secs(30),
+            deadline: Duration::from_secs(60),
             buffer_size: BufferSize::MAX,
         }
     }
 
-    /// The longest a connection may take to establish.
+    /// The longest a whole exchange may take, from the first connect attempt to the last byte
+    /// of the response body: a peer sending one byte a second, or a body without end, is
+    /// given up on then ([`Error::Deadline`]), however often it sends.
+    #[must_use]
+    pub fn deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = deadline;
+        self
+    }
+
+    /// The longest a connection may take to establish (a unix socket whose listen queue is
+    /// full is tried again until then).
     #[must_use]
     pub fn connect_timeout(mut self, connect_timeout: Duration) -> Self {
         self.connect_timeout = connect_timeout;
@@ -67,8 +80,31 @@ impl Client {
         &self.target
     }
 
-    /// Sends `request` and reads the response head; the body is read from the [`Response`].
+    /// Sends `request` and reads the response head; the body is read from the [`Response`],
+    /// within the same [deadline](Self::deadline). The body ends at its `Content-Length`, or at
+    /// the end of the connection when the response has none.
     pub async fn send(&self, request: Request) -> Result<Response, Error> {
+        let until = Instant::now() + self.deadline;
+        let no_body = request.method.eq_ignore_ascii_case("HEAD");
+        let mut response = timeout_at(until, self.exchange(request))
+            .await
+            .map_err(|_| self.deadline_passed())??;
+        response.body.until = until;
+        response.body.deadline = self.deadline;
+        let status = response.head.status;
+        response.body.remaining = if no_body || status / 100 == 1 || status == 204 || status == 304
+        {
+            Some(0)
+        } else if response.head.header("transfer-encoding").is_some() {
+            None
+        } else {
+            response.head.content_length()
+        };
+        response.body.trim();
+        Ok(response)
+    }
+
+    async fn exchange(&self, request: Request) -> Result<Response, Error> {
         let Request {
             method,
             uri,
@@ -96,8 +132,22 @@ impl Client {
         self.read_head(conn).await
     }
 
-    /// Pings the target (modifier1 `100`) and checks the pong.
+    /// Pings the target (modifier1 `100`) and checks the pong, within the
+    /// [deadline](Self::deadline).
     pub async fn ping(&self) -> Result<Pong, Error> {
+        timeout(self.deadline, self.ping_exchange())
+            .await
+            .map_err(|_| self.deadline_passed())?
+    }
+
+    fn deadline_passed(&self) -> Error {
+        Error::Deadline {
+            target: self.target.clone(),
+            deadline: self.deadline,
+        }
+    }
+
+    async fn ping_exchange(&self) -> Result<Pong, Error> {
         let mut conn = self.connect().await?;
         let ping = Header {
             modifier1: Modifier1::PING,
@@ -194,6 +244,10 @@ impl Client {
                         done: false,
                         target: self.target.clone(),
                         read_timeout: self.read_timeout,
+                        until: Instant::now() + self.deadline,
+                        deadline: self.deadline,
+                        remaining: None,
+                        received: 0,
                     },
                 });
             }
@@ -242,14 +296,27 @@ pub(crate) async fn io_with_timeout<T>(
     }
 }
 
-/// Connects to `target` within `connect_timeout`.
+/// Connects to `target` within `connect_timeout`. A unix socket whose listen queue is full
+/// (`EAGAIN`) is tried again until then: its server is busy, not gone.
 pub(crate) async fn connect(target: &Target, connect_timeout: Duration) -> Result<Conn, Error> {
+    let queue_full = Cell::new(false);
     let connecting = async {
-        match target {
-            Target::Unix(path) => UnixStream::connect(path).await.map(Conn::Unix),
-            Target::Tcp { host, port } => TcpStream::connect((host.as_str(), *port))
-                .await
-                .map(Conn::Tcp),
+        let mut pause = Duration::from_millis(5);
+        loop {
+            let attempt = match target {
+                Target::Unix(path) => UnixStream::connect(path).await.map(Conn::Unix),
+                Target::Tcp { host, port } => TcpStream::connect((host.as_str(), *port))
+                    .await
+                    .map(Conn::Tcp),
+            };
+            match attempt {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    queue_full.set(true);
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(100));
+                }
+                other => return other,
+            }
         }
     };
     match timeout(connect_timeout, connecting).await {
@@ -257,6 +324,10 @@ pub(crate) async fn connect(target: &Target, connect_timeout: Duration) -> Resul
         Ok(Err(source)) => Err(Error::Connect {
             target: target.clone(),
             source,
+        }),
+        Err(_) if queue_full.get() => Err(Error::ListenQueueFull {
+            target: target.clone(),
+            timeout: connect_timeout,
         }),
         Err(_) => Err(Error::ConnectTimeout {
             target: target.clone(),
@@ -505,7 +576,8 @@ impl Response {
     }
 }
 
-/// The response body: everything the server sends after the head, to EOF.
+/// The response body: what the server sends after the head, up to its `Content-Length` (or
+/// to the end of the connection without one), within the client's deadline.
 #[derive(Debug)]
 pub struct ResponseBody {
     conn: Conn,
@@ -513,29 +585,84 @@ pub struct ResponseBody {
     done: bool,
     target: Target,
     read_timeout: Duration,
+    /// When the whole exchange must be over.
+    until: Instant,
+    /// The deadline it was given, for the error.
+    deadline: Duration,
+    /// Body bytes still to come, when the head said how many.
+    remaining: Option<u64>,
+    /// Body bytes handed out so far.
+    received: u64,
 }
 
 impl ResponseBody {
-    /// The next chunk of the body; `None` at EOF.
+    /// Drops what the peer sent past the declared length (a pipelined byte, junk).
+    fn trim(&mut self) {
+        if let Some(remaining) = self.remaining {
+            let keep = usize::try_from(remaining).unwrap_or(usize::MAX);
+            if self.pending.len() >= keep {
+                self.pending.truncate(keep);
+                self.done = true;
+            }
+        }
+    }
+
+    /// The next chunk of the body; `None` at its end.
     pub async fn chunk(&mut self) -> Result<Option<Bytes>, Error> {
         if !self.pending.is_empty() {
-            return Ok(Some(self.pending.split().freeze()));
+            return Ok(Some(self.take_pending()));
         }
         if self.done {
             return Ok(None);
         }
         self.pending.reserve(64 * 1024);
-        let n = io_with_timeout(
-            &self.target,
-            self.read_timeout,
-            self.conn.read_buf(&mut self.pending),
-        )
-        .await?;
+        let now = Instant::now();
+        let left = self.until.saturating_duration_since(now);
+        let n = if left <= self.read_timeout {
+            timeout_at(self.until, self.conn.read_buf(&mut self.pending))
+                .await
+                .map_err(|_| Error::Deadline {
+                    target: self.target.clone(),
+                    deadline: self.deadline,
+                })?
+                .map_err(|source| Error::Io {
+                    target: self.target.clone(),
+                    source,
+                })?
+        } else {
+            io_with_timeout(
+                &self.target,
+                self.read_timeout,
+                self.conn.read_buf(&mut self.pending),
+            )
+            .await?
+        };
         if n == 0 {
             self.done = true;
+            if let Some(remaining) = self.remaining.filter(|&r| r > 0) {
+                return Err(Error::BodyTruncated {
+                    target: self.target.clone(),
+                    received: self.received,
+                    declared: self.received + remaining,
+                });
+            }
             return Ok(None);
         }
-        Ok(Some(self.pending.split().freeze()))
+        self.trim();
+        Ok(Some(self.take_pending()))
+    }
+
+    fn take_pending(&mut self) -> Bytes {
+        let chunk = self.pending.split().freeze();
+        let len = chunk.len() as u64;
+        self.received += len;
+        if let Some(remaining) = &mut self.remaining {
+            *remaining = remaining.saturating_sub(len);
+            if *remaining == 0 {
+                self.done = true;
+            }
+        }
+        chunk
     }
 
     /// Reads the rest of the body.

@@ -61,6 +61,40 @@ pub enum Error {
         /// The timeout that expired.
         timeout: Duration,
     },
+    /// A unix socket's listen queue stayed full until the connect timeout: its server is
+    /// overloaded, or does not accept.
+    #[error(
+        "`{target}`'s listen queue stayed full for `{timeout:?}`: its server does not accept connections fast enough"
+    )]
+    ListenQueueFull {
+        /// Where we tried to connect.
+        target: Target,
+        /// How long connecting was tried.
+        timeout: Duration,
+    },
+    /// The whole exchange (connect, request, response) did not finish within its deadline,
+    /// however often the peer sent something.
+    #[error(
+        "gave up on `{target}` after `{deadline:?}`: the exchange did not finish within its deadline"
+    )]
+    Deadline {
+        /// The peer.
+        target: Target,
+        /// The deadline that passed.
+        deadline: Duration,
+    },
+    /// The connection ended before the body reached its declared `Content-Length`.
+    #[error(
+        "`{target}` closed the connection after `{received}` of the `{declared}` body bytes its `Content-Length` declared"
+    )]
+    BodyTruncated {
+        /// The peer.
+        target: Target,
+        /// Body bytes received.
+        received: u64,
+        /// The declared length.
+        declared: u64,
+    },
     /// The target sent nothing for longer than the read timeout.
     #[error("timed out after `{timeout:?}` waiting for `{target}`")]
     ReadTimeout {
@@ -331,6 +365,8 @@ pub enum InvalidResponse {
     },
     /// The connection ended inside the head.
     Truncated,
+    /// A `Content-Length` is not a decimal number, or two of them differ.
+    BadContentLength,
 }
 
 impl fmt::Display for InvalidResponse {
@@ -341,6 +377,9 @@ impl fmt::Display for InvalidResponse {
             Self::BadHeader => f.write_str("header line has no `:`"),
             Self::TooLong { limit } => write!(f, "head exceeds `{limit}` bytes"),
             Self::Truncated => f.write_str("connection closed inside the response head"),
+            Self::BadContentLength => {
+                f.write_str("`Content-Length` is not one decimal number of at most 19 digits")
+            }
         }
     }
 }

@@ -26,6 +26,14 @@ impl ResponseHead {
             .map(|(_, v)| v.as_slice())
     }
 
+    /// The body length the head declares: its `Content-Length` (already checked by
+    /// [`Self::parse`] to be digits, the same in every copy of the header).
+    pub fn content_length(&self) -> Option<u64> {
+        self.header("content-length")
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .and_then(|v| v.parse().ok())
+    }
+
     /// Parses a head from the front of `buf`.
     ///
     /// `Ok(None)`: the head is not complete yet (and `buf` is within `limit`).
@@ -81,6 +89,16 @@ impl ResponseHead {
                 return Err(invalid(offset, InvalidResponse::BadHeader));
             };
             let value = line[colon + 1..].trim_ascii();
+            if name.eq_ignore_ascii_case(b"content-length") {
+                let earlier = headers
+                    .iter()
+                    .find(|(n, _): &&(String, Vec<u8>)| n.eq_ignore_ascii_case("content-length"));
+                let digits =
+                    !value.is_empty() && value.len() <= 19 && value.iter().all(u8::is_ascii_digit);
+                if !digits || earlier.is_some_and(|(_, v)| v.as_slice() != value) {
+                    return Err(invalid(offset, InvalidResponse::BadContentLength));
+                }
+            }
             headers.push((String::from_utf8_lossy(name).into_owned(), value.to_vec()));
         }
         Ok(Some((
@@ -98,6 +116,36 @@ impl ResponseHead {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn content_length_is_digits_and_one_value() {
+        let (head, _) = ResponseHead::parse(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 12\r\ncontent-length: 12\r\n\r\n",
+            MAX_HEAD_LEN,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(head.content_length(), Some(12));
+        for bad in [
+            &b"HTTP/1.1 200 OK\r\nContent-Length: 1x\r\n\r\n"[..],
+            b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nContent-Length:\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+        ] {
+            let err = ResponseHead::parse(bad, MAX_HEAD_LEN).unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    Error::InvalidResponse {
+                        reason: InvalidResponse::BadContentLength,
+                        offset: 17..
+                    }
+                ),
+                "{err:?}"
+            );
+        }
+    }
 
     #[test]
     fn parses_what_uwsgi_sends() {

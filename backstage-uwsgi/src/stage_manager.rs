@@ -350,39 +350,96 @@ impl<'p> StageManager<'p> {
         remove_link(self.production, &name)
     }
 
+    /// The copies of any Sess (in the manifest or not) whose vassal is no longer placed but
+    /// whose master still runs: retired, and not stopped by the Emperor yet.
+    pub fn unplaced_running(&self) -> Vec<SessInstance> {
+        SessRuntime::copies(self.production)
+            .into_iter()
+            .filter(|r| !r.instance.vassal.as_path().exists() && r.live_master().is_some())
+            .map(|r| r.instance)
+            .collect()
+    }
+
     /// Waits until one copy's master has exited, then removes the runtime files it left:
     /// uWSGI's `vacuum` skips a unix socket the master inherited across a reload ("changed
     /// inode. Skip removal"), so a reloaded copy leaves its socket behind.
+    ///
+    /// A master whose vassal is gone is the Emperor's to stop; one that is still there after a
+    /// third of `timeout` (seen under load with a master stopped while it was still starting)
+    /// gets `SIGINT` from Backstage, and `SIGKILL` after another third: no one wants that copy.
     pub fn wait_copy_stopped(&self, copy: &SessInstance, timeout: Duration) -> Result<(), Error> {
+        use nix::sys::signal::{Signal, kill};
         let runtime = SessRuntime::of(self.production, copy);
-        let deadline = Instant::now() + timeout;
+        let start = Instant::now();
+        let mut sent: Option<Signal> = None;
         while let Some(pid) = runtime.live_master() {
-            if Instant::now() > deadline {
+            let waited = start.elapsed();
+            if waited > timeout {
                 return Err(Error::SessStop {
                     sess: copy.sess.to_string(),
                     pid,
                     seconds: timeout.as_secs(),
                 });
             }
+            let escalate = match sent {
+                None if waited > timeout / 3 => Some(Signal::SIGINT),
+                Some(Signal::SIGINT) if waited > timeout * 2 / 3 => Some(Signal::SIGKILL),
+                _ => None,
+            };
+            if let Some(signal) = escalate
+                && !copy.vassal.as_path().exists()
+            {
+                let _ = kill(nix::unistd::Pid::from_raw(pid), signal);
+                sent = Some(signal);
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
         runtime.remove_leftovers()
     }
 
-    /// The Sess' state now: that of [`Self::current`]. `emperor_running` says whether an
-    /// Emperor serves the vassal dir (user mode:
-    /// [`Emperor::is_running`](crate::emperor::Emperor::is_running); system mode: the system
-    /// service's state).
+    /// The pid of a copy's live master, if one runs: the process its pid file names, or, before
+    /// the master has written it, the uWSGI process started with the copy's vassal file.
+    pub fn master_pid(&self, copy: &SessInstance) -> Option<i32> {
+        SessRuntime::of(self.production, copy).live_master()
+    }
+
+    /// The Sess' state now. While it is being replaced (two copies placed), that of the copy
+    /// its socket link points at when that one runs: it is the one serving. Otherwise that of
+    /// [`Self::current`]. `emperor_running` says whether an Emperor serves the vassal dir
+    /// (user mode: [`Emperor::is_running`](crate::emperor::Emperor::is_running); system mode:
+    /// the system service's state).
     pub fn state(&self, name: &str, emperor_running: bool) -> Result<SessState, Error> {
+        let (slug, _) = find_sess(self.production, name)?;
+        let placed = self.placed(slug)?;
+        if placed.len() > 1
+            && let Some(serving) = self.linked(&placed)
+        {
+            let state = self.copy_state(serving, emperor_running);
+            if matches!(state, SessState::Running { .. }) {
+                return Ok(state);
+            }
+        }
         Ok(self.copy_state(&self.current(name)?, emperor_running))
     }
 
-    /// One copy's state now.
+    /// The copy among `copies` (of one Sess) that the Sess' socket link points at.
+    fn linked<'c>(&self, copies: &'c [SessInstance]) -> Option<&'c SessInstance> {
+        copies.iter().find(|copy| {
+            socket_link(self.production, copy)
+                .is_some_and(|(link, target)| fs::read_link(link).is_ok_and(|t| t == target))
+        })
+    }
+
+    /// One copy's state now. What its stats socket says is believed only so far: workers
+    /// count when they are live children of the copy's master, and at most as many as its
+    /// vassal's `processes`.
     pub fn copy_state(&self, copy: &SessInstance, emperor_running: bool) -> SessState {
         let placed = copy.vassal.as_path().exists();
         let stats = if placed && emperor_running {
             // Any failure counts as "its stats socket does not answer".
-            stats::read_unix_blocking(copy.stats.as_path(), STATS_TIMEOUT).ok()
+            stats::read_unix_blocking(copy.stats.as_path(), STATS_TIMEOUT)
+                .ok()
+                .map(|s| self.credible(copy, s))
         } else {
             None
         };
@@ -396,6 +453,44 @@ impl<'p> StageManager<'p> {
             },
             other => other,
         }
+    }
+
+    /// The workers of a stats document that are live children of the copy's master, at most
+    /// as many as the copy runs (its vassal's `processes`, else the manifest's, else
+    /// [`stats::MAX_WORKERS`]).
+    fn credible(&self, copy: &SessInstance, mut stats: Stats) -> Stats {
+        let master = SessRuntime::of(self.production, copy).live_master();
+        stats.workers.retain(|w| {
+            master.is_some()
+                && i32::try_from(w.pid)
+                    .ok()
+                    .filter(|&pid| pid > 0)
+                    .and_then(parent_of)
+                    == master
+        });
+        stats.workers.truncate(self.processes_of(copy));
+        stats
+    }
+
+    /// How many workers a copy runs: its vassal's `processes`, else the manifest's.
+    fn processes_of(&self, copy: &SessInstance) -> usize {
+        let from_vassal = fs::read_to_string(copy.vassal.as_path())
+            .ok()
+            .and_then(|text| {
+                text.lines().find_map(|l| {
+                    let (key, value) = l.split_once('=')?;
+                    (key.trim() == "processes").then(|| value.trim().parse::<usize>().ok())?
+                })
+            });
+        from_vassal
+            .or_else(|| {
+                self.production
+                    .sess
+                    .get(&copy.sess)
+                    .map(|s| usize::from(s.processes))
+            })
+            .unwrap_or(stats::MAX_WORKERS)
+            .min(stats::MAX_WORKERS)
     }
 
     /// Polls a copy's state until it runs, its app visibly fails to load (uWSGI logs
@@ -485,6 +580,8 @@ pub(crate) struct SessRuntime {
     pub(crate) instance: SessInstance,
     /// `backstage.<production>.<sess> `: the prefix of its processes' names.
     procname: String,
+    /// `backstage.<production>.<sess>.<id>.ini`: what the Emperor starts its master with.
+    vassal_name: String,
     pid_file: PathBuf,
     /// Socket (when it is the copy's own unix socket), stats socket, master FIFO.
     files: Vec<PathBuf>,
@@ -506,6 +603,12 @@ impl SessRuntime {
             sess: copy.sess.clone(),
             instance: copy.clone(),
             procname: format!("{} ", production.generated_name(&copy.sess, "").as_str()),
+            vassal_name: copy
+                .vassal
+                .as_path()
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
             pid_file: copy.pid_file.as_path().to_owned(),
             files,
         }
@@ -553,19 +656,61 @@ impl SessRuntime {
             .collect()
     }
 
-    /// The pid of its live master: its pid file names a live process whose command line
-    /// carries the Sess' process name (a reused pid is someone else's).
+    /// The pid of its live master, identified by what even a master that has just started
+    /// has: the process its pid file names, when that is alive and its command line names this
+    /// copy (its vassal file, as the Emperor starts it, or the Sess' process name, once
+    /// `procname-prefix` applies; a reused pid is someone else's); else a live uWSGI process
+    /// whose command line names this copy's vassal file (started, no pid file written yet).
     pub(crate) fn live_master(&self) -> Option<i32> {
-        let pid = read_pid(&self.pid_file).filter(|&p| pid_alive(p))?;
-        let cmdline = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-        String::from_utf8_lossy(&cmdline)
-            .contains(self.procname.as_str())
-            .then_some(pid)
+        if let Some(pid) = read_pid(&self.pid_file).filter(|&p| pid_alive(p))
+            && cmdline(pid).is_some_and(|args| self.names_this_copy(&args, true))
+        {
+            return Some(pid);
+        }
+        let procs = fs::read_dir("/proc").ok()?;
+        procs
+            .filter_map(Result::ok)
+            .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+            .find(|&pid| {
+                cmdline(pid).is_some_and(|args| self.names_this_copy(&args, false))
+                    && pid_alive(pid)
+            })
     }
 
-    /// Removes what a master that is gone left behind. Only call when no master runs.
+    /// Whether a command line is this copy's uWSGI: one of its arguments is this copy's vassal
+    /// file (`uwsgi --ini backstage.<p>.<sess>.<id>.ini`), or, with `procname` (for the pid
+    /// its own pid file names), it carries the Sess' process name.
+    fn names_this_copy(&self, args: &[Vec<u8>], procname: bool) -> bool {
+        let vassal = self.vassal_name.as_bytes();
+        let is_uwsgi = args.first().is_some_and(|a| {
+            let base = a.rsplit(|&b| b == b'/').next().unwrap_or(a);
+            base.starts_with(b"uwsgi")
+        });
+        let names_vassal = args.iter().skip(1).any(|a| {
+            a.as_slice() == vassal
+                || (a.ends_with(vassal) && a.get(a.len() - vassal.len() - 1) == Some(&b'/'))
+        });
+        if is_uwsgi && names_vassal {
+            return true;
+        }
+        procname
+            && args.iter().any(|a| {
+                a.windows(self.procname.len())
+                    .any(|w| w == self.procname.as_bytes())
+            })
+    }
+
+    /// Removes what a master that is gone left behind. Nothing is removed while a master of
+    /// this copy runs, nor a socket something still listens on (a live process uses it).
     pub(crate) fn remove_leftovers(&self) -> Result<(), Error> {
+        if self.live_master().is_some() {
+            return Ok(());
+        }
+        let listening = listening_unix_sockets();
         for path in self.files.iter().chain([&self.pid_file]) {
+            if listening.contains(path) {
+                continue;
+            }
             match fs::remove_file(path) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                     return Err(io_err("remove", path)(e));
@@ -580,6 +725,55 @@ impl SessRuntime {
     pub(crate) fn remove_link(&self, production: &Production) -> Result<(), Error> {
         remove_link(production, &self.sess)
     }
+}
+
+/// A live process' parent, from `/proc/PID/stat`.
+fn parent_of(pid: i32) -> Option<i32> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The state and the parent follow the parenthesised command name, which may hold spaces.
+    let (_, rest) = stat.rsplit_once(')')?;
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?;
+    let parent = fields.next()?.parse().ok()?;
+    (state != "Z" && state != "X").then_some(parent)
+}
+
+/// A process' arguments, from `/proc/PID/cmdline`.
+fn cmdline(pid: i32) -> Option<Vec<Vec<u8>>> {
+    let raw = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    Some(
+        raw.split(|&b| b == 0)
+            .filter(|a| !a.is_empty())
+            .map(<[u8]>::to_vec)
+            .collect(),
+    )
+}
+
+/// The paths of the unix sockets something listens on, from `/proc/net/unix` (empty when it
+/// cannot be read).
+fn listening_unix_sockets() -> std::collections::HashSet<PathBuf> {
+    /// `__SO_ACCEPTCON` in the `Flags` column: a listening socket.
+    const ACCEPTCON: u32 = 0x0001_0000;
+    let Ok(table) = fs::read_to_string("/proc/net/unix") else {
+        return std::collections::HashSet::new();
+    };
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            // Num RefCount Protocol Flags Type St Inode Path (the inode is space-padded).
+            let mut rest = line;
+            let mut fields = Vec::with_capacity(7);
+            for _ in 0..7 {
+                let (field, tail) = rest.trim_start().split_once(' ')?;
+                fields.push(field);
+                rest = tail;
+            }
+            let flags = u32::from_str_radix(fields[3], 16).ok()?;
+            let path = rest.trim_start();
+            (flags & ACCEPTCON != 0 && path.starts_with('/')).then(|| PathBuf::from(path))
+        })
+        .collect()
 }
 
 /// Whether `needle` appears in the file past byte `mark` (a log truncated since counts whole).
@@ -674,6 +868,100 @@ mod tests {
         let json = serde_json::to_value(&failed).unwrap();
         assert_eq!(json["state"], "failed");
         assert_eq!(json["log_tail"][0], "boom");
+    }
+
+    fn club(dir: &Path) -> Production {
+        let text = "[production]\nname = \"jazzclub\"\n\n[acts.club]\nroot = \"club\"\n\
+                    wsgi = \"club.wsgi:application\"\n\n[stages.local]\nvirtualenv = \"venv\"\n\n\
+                    [sess.club-a]\nact = \"club\"\nstage = \"local\"\n";
+        let path = dir.join("backstage.toml");
+        fs::write(&path, text).unwrap();
+        backstage_core::Manifest::read(&path)
+            .unwrap()
+            .load()
+            .unwrap()
+    }
+
+    /// A stand-in for a master the Emperor has just started: `uwsgi --ini <vassal>` on its
+    /// command line (before `procname-prefix` applies), no pid file yet.
+    fn starting_master(vassal_name: &str) -> std::process::Child {
+        use std::os::unix::process::CommandExt as _;
+        // A builtin waiting on a pipe: no child that would carry this command line for a moment.
+        std::process::Command::new("/bin/sh")
+            .arg0("uwsgi")
+            .args(["-c", "read _", "--ini", vassal_name])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_just_started_master_is_live_and_its_files_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = club(dir.path());
+        let manager = StageManager::new(&p);
+        let copy = manager.wanted("club-a").unwrap();
+        let runtime = SessRuntime::of(&p, &copy);
+        assert_eq!(runtime.live_master(), None, "nothing runs yet");
+
+        fs::create_dir_all(copy.pid_file.as_path().parent().unwrap()).unwrap();
+        let name = runtime.vassal_name.clone();
+        let mut master = starting_master(&name);
+        let pid = i32::try_from(master.id()).unwrap();
+        // Its stats socket is bound and listened on; its pid file is not written yet.
+        let stats = std::os::unix::net::UnixListener::bind(copy.stats.as_path()).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while runtime.live_master().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(runtime.live_master(), Some(pid), "found by its vassal file");
+        assert_eq!(manager.master_pid(&copy), Some(pid));
+        runtime.remove_leftovers().unwrap();
+        assert!(copy.stats.as_path().exists(), "a live master's socket kept");
+
+        // Its pid file, once written, names it (the process name is the Sess', not the copy's).
+        fs::write(copy.pid_file.as_path(), format!("{pid}\n")).unwrap();
+        assert_eq!(runtime.live_master(), Some(pid));
+        runtime.remove_leftovers().unwrap();
+        assert!(
+            copy.pid_file.as_path().exists(),
+            "a live master's pid file kept"
+        );
+
+        master.kill().unwrap();
+        master.wait().unwrap();
+        assert_eq!(runtime.live_master(), None, "gone");
+        // Something still listens on the stats socket: it stays; the pid file goes.
+        runtime.remove_leftovers().unwrap();
+        assert!(
+            !copy.pid_file.as_path().exists(),
+            "a dead master's pid file removed"
+        );
+        assert!(copy.stats.as_path().exists(), "a socket in use kept");
+        drop(stats);
+        runtime.remove_leftovers().unwrap();
+        assert!(!copy.stats.as_path().exists(), "a stale socket removed");
+    }
+
+    #[test]
+    fn another_copys_master_is_not_this_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = club(dir.path());
+        let copy = StageManager::new(&p).wanted("club-a").unwrap();
+        let runtime = SessRuntime::of(&p, &copy);
+        let other = p.instance(&copy.sess, None);
+        let mut master = starting_master(
+            &other
+                .vassal
+                .as_path()
+                .file_name()
+                .unwrap()
+                .to_string_lossy(),
+        );
+        std::thread::sleep(Duration::from_millis(200));
+        assert_eq!(runtime.live_master(), None);
+        master.kill().unwrap();
+        master.wait().unwrap();
     }
 
     #[test]

@@ -17,6 +17,10 @@ use crate::{
 /// The largest stats document accepted, in bytes.
 pub const MAX_STATS_LEN: usize = 16 * 1024 * 1024;
 
+/// The most workers read from one stats document; the rest are skipped unparsed (no uWSGI
+/// instance Backstage runs has more: `processes` is at most 512).
+pub const MAX_WORKERS: usize = 4096;
+
 /// What a uWSGI instance reports about itself.
 ///
 /// Fields missing from the document are left at their defaults.
@@ -44,8 +48,41 @@ pub struct Stats {
     pub cwd: String,
     /// The sockets the instance listens on.
     pub sockets: Vec<SocketStats>,
-    /// The worker processes.
+    /// The worker processes (at most [`MAX_WORKERS`] of them are read).
+    #[serde(deserialize_with = "at_most_max_workers")]
     pub workers: Vec<WorkerStats>,
+}
+
+/// Reads the first [`MAX_WORKERS`] workers of the list and skips the rest, so a document
+/// listing a million cannot make a million structs.
+fn at_most_max_workers<'de, D>(deserializer: D) -> Result<Vec<WorkerStats>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    struct Capped;
+    impl<'de> serde::de::Visitor<'de> for Capped {
+        type Value = Vec<WorkerStats>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a list of workers")
+        }
+
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut workers = Vec::new();
+            while workers.len() < MAX_WORKERS {
+                match seq.next_element()? {
+                    Some(worker) => workers.push(worker),
+                    None => return Ok(workers),
+                }
+            }
+            while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+            Ok(workers)
+        }
+    }
+    deserializer.deserialize_seq(Capped)
 }
 
 impl Stats {
@@ -189,8 +226,21 @@ pub struct AppStats {
     pub chdir: String,
 }
 
-/// Connects to a stats socket and reads its document; `timeout` bounds the connect and each read.
+/// Connects to a stats socket and reads its document, all within `timeout`: a socket that
+/// sends one byte a second, or never stops, is given up on then ([`Error::Deadline`]); a
+/// document over [`MAX_STATS_LEN`] is refused as soon as it passes the limit.
 pub async fn read(target: &Target, timeout: Duration) -> Result<Stats, Error> {
+    let deadline = Error::Deadline {
+        target: target.clone(),
+        deadline: timeout,
+    };
+    let raw = tokio::time::timeout(timeout, read_raw(target, timeout))
+        .await
+        .map_err(|_| deadline)??;
+    Stats::parse(&raw)
+}
+
+async fn read_raw(target: &Target, timeout: Duration) -> Result<Vec<u8>, Error> {
     let conn = connect(target, timeout).await?;
     let mut raw = Vec::with_capacity(16 * 1024);
     let limit = u64::try_from(MAX_STATS_LEN).unwrap_or(u64::MAX) + 1;
@@ -207,41 +257,21 @@ pub async fn read(target: &Target, timeout: Duration) -> Result<Stats, Error> {
             limit: MAX_STATS_LEN,
         });
     }
-    Stats::parse(&raw)
+    Ok(raw)
 }
 
-/// Reads a unix stats socket synchronously: connect, read to end of file, parse.
-///
-/// For callers without a runtime; the stats server writes its document on connect and closes.
-/// `timeout` bounds each read.
+/// [`read`] for callers without a runtime (it runs one of its own for the call): connect,
+/// read to end of file and parse, all within `timeout`. Must not be called from async code.
 pub fn read_unix_blocking(path: &std::path::Path, timeout: Duration) -> Result<Stats, Error> {
-    use std::io::Read;
     let target = Target::Unix(path.to_owned());
-    let stream =
-        std::os::unix::net::UnixStream::connect(path).map_err(|source| Error::Connect {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| Error::Io {
             target: target.clone(),
             source,
         })?;
-    let io = |source: std::io::Error| match source.kind() {
-        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => Error::ReadTimeout {
-            target: target.clone(),
-            timeout,
-        },
-        _ => Error::Io {
-            target: target.clone(),
-            source,
-        },
-    };
-    stream.set_read_timeout(Some(timeout)).map_err(io)?;
-    let mut raw = Vec::with_capacity(16 * 1024);
-    let limit = u64::try_from(MAX_STATS_LEN).unwrap_or(u64::MAX) + 1;
-    stream.take(limit).read_to_end(&mut raw).map_err(io)?;
-    if raw.len() > MAX_STATS_LEN {
-        return Err(Error::StatsTooLarge {
-            limit: MAX_STATS_LEN,
-        });
-    }
-    Stats::parse(&raw)
+    runtime.block_on(read(&target, timeout))
 }
 
 /// Skips the HTTP head `--stats-http` puts before the document.
@@ -320,6 +350,21 @@ mod tests {
         assert_eq!(stats.rss_bytes(), 150);
         assert!(stats.workers[0].status.is_idle());
         assert!(stats.workers[1].status.is_busy());
+    }
+
+    #[test]
+    fn reads_at_most_max_workers() {
+        let mut doc = String::from("{\"workers\":[");
+        for i in 0..MAX_WORKERS + 10 {
+            if i > 0 {
+                doc.push(',');
+            }
+            doc.push_str("{\"pid\":1}");
+        }
+        doc.push_str("],\"pid\":9}");
+        let stats = Stats::parse(doc.as_bytes()).unwrap();
+        assert_eq!(stats.workers.len(), MAX_WORKERS);
+        assert_eq!(stats.pid, 9, "the rest of the document is still read");
     }
 
     #[test]
