@@ -1,0 +1,119 @@
+//! What the Production Manager can fail with.
+
+// The pieces of the Production Manager share its imports and helpers.
+#[allow(clippy::wildcard_imports)]
+use super::*;
+
+/// What the Production Manager can fail with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ManagerError {
+    /// A uWSGI operation (vassals, Emperor, Stage Set, the uwsgi protocol) failed.
+    #[error(transparent)]
+    Uwsgi(#[from] backstage_uwsgi::Error),
+    /// nginx rendering, validation or reload failed.
+    #[error(transparent)]
+    Nginx(#[from] backstage_nginx::Error),
+    /// A managed file could not be read, written or removed.
+    #[error(transparent)]
+    File(#[from] FileError),
+    /// The apply lock or journal failed.
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    /// A new or changed Sess did not answer; every change was rolled back.
+    #[error(
+        "Sess `{sess}` did not become healthy: {reason}; nothing was switched, the previous configuration is back"
+    )]
+    Unhealthy {
+        /// The Sess.
+        sess: String,
+        /// Why, in one line.
+        reason: String,
+        /// The last lines of its log.
+        log_tail: Vec<String>,
+        /// What to do next, in one line.
+        hint: &'static str,
+    },
+    /// A directory or process operation failed.
+    #[error("failed to {action} `{}`", path.display())]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// nginx did not start.
+    #[error("nginx did not start: {reason} (see `{}`)", error_log.display())]
+    NginxStart {
+        /// Why.
+        reason: String,
+        /// nginx's error log.
+        error_log: PathBuf,
+    },
+    /// A Gig did not answer through nginx in time.
+    #[error("Gig `{gig}` does not answer at {url} ({reason})")]
+    GigDown {
+        /// The Gig.
+        gig: String,
+        /// Where it was asked.
+        url: String,
+        /// What happened.
+        reason: String,
+    },
+    /// System mode needs root.
+    #[error("system mode needs root: {what}; run Backstage as root (e.g. with sudo)")]
+    NeedsRoot {
+        /// What needs it.
+        what: &'static str,
+    },
+    /// No uWSGI Emperor watches the Production's vassal dir.
+    #[error("no uWSGI Emperor watches `{}`; start the system's Emperor (`systemctl start uwsgi-emperor`) or set `vassal_dir` to the directory yours watches", vassal_dir.display())]
+    NoEmperor {
+        /// The vassal dir.
+        vassal_dir: PathBuf,
+    },
+    /// The system's Emperor runs in a way Backstage cannot drive.
+    #[error("the uWSGI Emperor (pid {pid}) cannot run Backstage's vassals: {why}")]
+    EmperorUnsupported {
+        /// The Emperor's pid.
+        pid: i32,
+        /// Why, and the fix.
+        why: String,
+    },
+    /// A Sess names an account the system's Emperor cannot switch to.
+    #[error(
+        "Sess `{sess}` runs as `{uid}`, but the uWSGI Emperor (pid {emperor_pid}) runs as `{emperor_user}` and cannot switch users: uWSGI would ignore `uid` and run the app as `{emperor_user}`; either set `uid = \"{emperor_user}\"` on the Sess, or let the Emperor run as root by removing its `uid`/`gid` lines{} and restarting it (`systemctl restart uwsgi-emperor`)",
+        config.as_ref().map(|c| format!(" from `{}`", c.display())).unwrap_or_default()
+    )]
+    UidIgnored {
+        /// The Sess.
+        sess: String,
+        /// The account it names.
+        uid: String,
+        /// The Emperor's pid.
+        emperor_pid: i32,
+        /// The account the Emperor runs as.
+        emperor_user: String,
+        /// The Emperor's ini file.
+        config: Option<PathBuf>,
+    },
+    /// The operation needs system mode.
+    #[error(
+        "`{what}` looks at the server's own Emperor and nginx, which is system mode; this Production is in user mode"
+    )]
+    NotSystemMode {
+        /// The command.
+        what: &'static str,
+    },
+    /// The operation needs user mode.
+    #[error(
+        "`{what}` runs Backstage's own Emperor and nginx, which is user mode; this Production is in system mode, where the system's services run them"
+    )]
+    NotUserMode {
+        /// The command.
+        what: &'static str,
+    },
+}

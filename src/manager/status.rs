@@ -1,0 +1,286 @@
+//! `status`: every Sess' state and every Gig's answer through nginx.
+
+// The pieces of the Production Manager share its imports and helpers.
+#[allow(clippy::wildcard_imports)]
+use super::*;
+
+/// A Gig's public URL and where nginx listens for it.
+#[derive(Debug, Clone, Serialize)]
+pub struct GigUrl {
+    /// The Gig.
+    pub name: String,
+    /// Its URL (`http://jazz.localhost:8080/`).
+    pub url: String,
+    /// The address to connect to.
+    #[serde(skip)]
+    pub connect: SocketAddr,
+    /// The Host header to send.
+    #[serde(skip)]
+    pub host: String,
+    /// The path to ask for.
+    #[serde(skip)]
+    pub path: String,
+}
+
+/// Every Gig's URL: its Venue's first non-wildcard name on its first listen address.
+pub fn gig_urls(production: &Production) -> Vec<GigUrl> {
+    let mut out = Vec::new();
+    for (name, gig) in &production.gigs {
+        let Some(venue) = production.venues.get(&gig.venue) else {
+            continue;
+        };
+        let Some(listen) = venue.listen.first() else {
+            continue;
+        };
+        let host = venue
+            .server_names
+            .iter()
+            .find(|n| !n.is_wildcard())
+            .map_or_else(|| "localhost".to_owned(), ToString::to_string);
+        let connect = match listen {
+            ListenAddr::Port(p) => SocketAddr::from(([127, 0, 0, 1], *p)),
+            ListenAddr::Socket(a) if a.ip().is_unspecified() => SocketAddr::new(
+                if a.is_ipv4() {
+                    [127, 0, 0, 1].into()
+                } else {
+                    std::net::Ipv6Addr::LOCALHOST.into()
+                },
+                a.port(),
+            ),
+            ListenAddr::Socket(a) => *a,
+        };
+        let path = if gig.path.is_root() {
+            "/".to_owned()
+        } else {
+            format!("{}/", gig.path)
+        };
+        let port = if connect.port() == 80 {
+            String::new()
+        } else {
+            format!(":{}", connect.port())
+        };
+        out.push(GigUrl {
+            name: name.to_string(),
+            url: format!("http://{host}{port}{path}"),
+            connect,
+            host,
+            path,
+        });
+    }
+    out
+}
+
+/// The HTTP status a Gig answers through nginx. The request carries the probe header with
+/// the Production's name, and only the Gig's own location answers it with the Gig's name: an
+/// answer without it came from another server block (a default site, say), and the Gig is
+/// not up.
+pub(super) async fn http_status(
+    url: &GigUrl,
+    production: &str,
+    timeout: Duration,
+) -> Result<u16, String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let work = async {
+        let mut stream = tokio::net::TcpStream::connect(url.connect)
+            .await
+            .map_err(|e| format!("cannot connect to {}: {e}", url.connect))?;
+        let request = format!(
+            "GET {} HTTP/1.0\r\nHost: {}\r\nUser-Agent: backstage\r\n{}: {production}\r\n\r\n",
+            url.path,
+            url.host,
+            backstage_nginx::PROBE_HEADER
+        );
+        stream
+            .write_all(request.as_bytes())
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut head = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 16384 {
+            let n = stream.read(&mut buf).await.map_err(|e| e.to_string())?;
+            if n == 0 {
+                break;
+            }
+            head.extend_from_slice(&buf[..n]);
+        }
+        let text = String::from_utf8_lossy(&head);
+        let first = text.lines().next().unwrap_or("");
+        let code = first
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse::<u16>().ok())
+            .ok_or_else(|| format!("not an HTTP answer: `{first}`"))?;
+        let answered_by = text.lines().skip(1).find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim()
+                .eq_ignore_ascii_case(backstage_nginx::PROBE_ANSWER)
+                .then(|| v.trim().to_owned())
+        });
+        match answered_by {
+            Some(gig) if gig == url.name => Ok(code),
+            Some(other) => Err(format!("HTTP {code} from Gig `{other}`, not this one")),
+            None => Err(format!(
+                "HTTP {code} from another server block: nginx does not route {} to this Gig (is the site enabled and nginx reloaded?)",
+                url.url
+            )),
+        }
+    };
+    tokio::time::timeout(timeout, work)
+        .await
+        .map_err(|_| format!("no answer within {}s", timeout.as_secs()))?
+}
+
+/// Every Sess' state and every Gig's answer through nginx.
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    /// One entry per Sess.
+    pub sess: Vec<SessStatus>,
+    /// One entry per Gig.
+    pub gigs: Vec<GigStatus>,
+}
+
+impl Status {
+    /// What is down, one line each: every Sess that is not running, every Gig that nothing
+    /// answers or that answers 5xx. Empty when all is up.
+    pub fn down(&self) -> Vec<String> {
+        let sess = self
+            .sess
+            .iter()
+            .filter(|s| s.state != "running")
+            .map(|s| format!("Sess `{}` is {}", s.name, s.state));
+        let gigs = self.gigs.iter().filter_map(|g| match g.http_status {
+            Some(code) if code < 500 => None,
+            Some(code) => Some(format!("Gig `{}` answers HTTP {code}", g.name)),
+            None => Some(format!("Gig `{}` does not answer", g.name)),
+        });
+        sess.chain(gigs).collect()
+    }
+}
+
+/// A Sess in `status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct SessStatus {
+    /// Its name.
+    pub name: String,
+    /// `running`, `stopped` or `failed`.
+    pub state: &'static str,
+    /// Live workers.
+    pub workers: u32,
+    /// Requests served.
+    pub requests: u64,
+    /// Resident memory of its workers.
+    pub rss_bytes: u64,
+    /// Why it failed, when it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The end of its log, when it failed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub log_tail: Vec<String>,
+}
+
+/// A Gig in `status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct GigStatus {
+    /// Its name.
+    pub name: String,
+    /// Its URL.
+    pub url: String,
+    /// The HTTP status nginx answered with; `null` when nothing answered.
+    pub http_status: Option<u16>,
+    /// Why nothing answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Reads every Sess' state and asks every Gig through nginx, all at once.
+pub fn status(production: &Production) -> Result<Status, ManagerError> {
+    let (production, _host) = resolve(production, &NginxBinary::from_env())?;
+    let production = production.as_ref();
+    if production.mode == Mode::System && !nix::unistd::Uid::effective().is_root() {
+        // Each Sess' stats socket is its account's and nginx's group's: any other user would
+        // see every Sess as failed.
+        return Err(ManagerError::NeedsRoot {
+            what: "status reads each Sess' stats socket, which only its account and root may open",
+        });
+    }
+    let emperor = emperor_running(production);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .map_err(|source| ManagerError::Io {
+            action: "start an async runtime for",
+            path: PathBuf::from("status"),
+            source,
+        })?;
+    runtime.block_on(async {
+        let mut sess_tasks = Vec::new();
+        for name in production.sess.keys() {
+            let production = production.clone();
+            let name = name.to_string();
+            sess_tasks.push(tokio::task::spawn_blocking(move || {
+                let state = StageManager::new(&production).state(&name, emperor);
+                (name, state)
+            }));
+        }
+        let urls = gig_urls(production);
+        let mut gig_tasks = Vec::new();
+        for url in urls {
+            let probe = production.name.to_string();
+            gig_tasks.push(tokio::spawn(async move {
+                let answer = http_status(&url, &probe, Duration::from_secs(5)).await;
+                (url, answer)
+            }));
+        }
+        let mut sess = Vec::new();
+        for t in sess_tasks {
+            let (name, state) = t.await.expect("status task");
+            sess.push(sess_status(name, state?));
+        }
+        let mut gigs = Vec::new();
+        for t in gig_tasks {
+            let (url, answer) = t.await.expect("status task");
+            let (http_status, error) = match answer {
+                Ok(s) => (Some(s), None),
+                Err(e) => (None, Some(e)),
+            };
+            gigs.push(GigStatus {
+                name: url.name,
+                url: url.url,
+                http_status,
+                error,
+            });
+        }
+        Ok(Status { sess, gigs })
+    })
+}
+
+pub(super) fn sess_status(name: String, state: SessState) -> SessStatus {
+    let mut s = SessStatus {
+        name,
+        state: state.name(),
+        workers: 0,
+        requests: 0,
+        rss_bytes: 0,
+        reason: None,
+        log_tail: Vec::new(),
+    };
+    match state {
+        SessState::Running {
+            workers,
+            requests,
+            rss_bytes,
+            ..
+        } => {
+            s.workers = workers;
+            s.requests = requests;
+            s.rss_bytes = rss_bytes;
+        }
+        SessState::Failed { reason, log_tail } => {
+            s.reason = Some(reason);
+            s.log_tail = log_tail;
+        }
+        SessState::Stopped => {}
+    }
+    s
+}
