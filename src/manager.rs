@@ -82,14 +82,19 @@ pub fn render_into(production: &Production, out: &Path) -> Result<Vec<PathBuf>, 
     let (production, _host) = resolve(production, &NginxBinary::from_env())?;
     let production = production.as_ref();
     let mut written = Vec::new();
+    // Thousands of files share a handful of directories: create each once.
+    let mut made: BTreeSet<PathBuf> = BTreeSet::new();
     for f in desired(production)? {
         let target = render_path(production, out, &f.path);
-        if let Some(dir) = target.parent() {
+        if let Some(dir) = target.parent()
+            && !made.contains(dir)
+        {
             fs::create_dir_all(dir).map_err(|source| ManagerError::Io {
                 action: "create",
                 path: dir.to_owned(),
                 source,
             })?;
+            made.insert(dir.to_owned());
         }
         fs::write(&target, f.content.as_bytes()).map_err(|source| ManagerError::Io {
             action: "write",
