@@ -378,3 +378,42 @@ fn a_reapply_after_a_kill_past_the_commit_waits_for_the_previous_copy() {
     );
     assert_consistent(&club, "killed past the commit, applied again");
 }
+
+#[test]
+fn an_apply_removes_what_dead_copies_left_and_nothing_live() {
+    let club = live_club();
+    let run = club.dir.join(".backstage/run");
+    // What a copy stopped without `vacuum` leaves: its socket, stats socket, FIFO, pid file.
+    let stem = "backstage.jazzclub.club-a.deadbeef";
+    for suffix in [".sock", ".stats.sock"] {
+        let path = run.join(format!("{stem}{suffix}"));
+        drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+        assert!(path.exists());
+    }
+    nix::unistd::mkfifo(
+        &run.join(format!("{stem}.fifo")),
+        nix::sys::stat::Mode::S_IRWXU,
+    )
+    .unwrap();
+    std::fs::write(run.join(format!("{stem}.pid")), "999999\n").unwrap();
+    let live_before: Vec<_> = walk(&run)
+        .into_iter()
+        .filter(|p| !p.to_string_lossy().contains("deadbeef"))
+        .collect();
+
+    ok(&club.run(&["apply"]));
+    let left: Vec<_> = walk(&run)
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains("deadbeef"))
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+    // Every live copy's file and every socket link is where it was, and the Gig answers.
+    for p in &live_before {
+        assert!(
+            std::fs::symlink_metadata(p).is_ok(),
+            "`{}` was removed",
+            p.display()
+        );
+    }
+    assert_eq!(whoami(&club, "/whoami").0, 200);
+}

@@ -350,6 +350,29 @@ impl<'p> StageManager<'p> {
         remove_link(self.production, &name)
     }
 
+    /// Removes the runtime files of every copy whose vassal is gone and whose master is not
+    /// running (a master stopped without `vacuum`, or one that kept an inherited socket): what
+    /// an apply leaves must be its own live copies only. Never touches a file a live process
+    /// listens on. Returns the copies cleaned.
+    pub fn remove_dead_leftovers(&self) -> Result<Vec<SessInstance>, Error> {
+        let mut cleaned = Vec::new();
+        for r in SessRuntime::copies(self.production) {
+            if r.instance.vassal.as_path().exists() || r.live_master().is_some() {
+                continue;
+            }
+            let had_files = r
+                .files
+                .iter()
+                .chain([&r.pid_file])
+                .any(|f| fs::symlink_metadata(f).is_ok_and(|m| !m.file_type().is_symlink()));
+            if had_files {
+                r.remove_leftovers()?;
+                cleaned.push(r.instance);
+            }
+        }
+        Ok(cleaned)
+    }
+
     /// The copies of any Sess (in the manifest or not) whose vassal is no longer placed but
     /// whose master still runs: retired, and not stopped by the Emperor yet.
     pub fn unplaced_running(&self) -> Vec<SessInstance> {
@@ -628,22 +651,40 @@ impl SessRuntime {
             .filter_map(Result::ok)
             .filter_map(|e| production.instance_of_vassal(&e.path()));
         // A runtime file names its copy as a vassal would: `<stem>.pid` for `<stem>.ini`. The
-        // FIFO counts too: `vacuum` never removes it, so it outlives a copy's pid file.
-        let pids = fs::read_dir(production.layout.run_dir.as_path())
+        // FIFO counts too: `vacuum` never removes it, so it outlives a copy's pid file; so does
+        // a copy's socket (`vacuum` skips one inherited across a reload). In system mode each
+        // Sess keeps them in a directory of its own.
+        let run_dir = production.layout.run_dir.as_path();
+        let mut dirs = vec![run_dir.to_owned()];
+        if production.mode == backstage_core::Mode::System {
+            dirs.extend(
+                fs::read_dir(run_dir)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Result::ok)
+                    .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                    .map(|e| e.path()),
+            );
+        }
+        let pids = dirs
             .into_iter()
+            .filter_map(|d| fs::read_dir(d).ok())
             .flatten()
             .filter_map(Result::ok)
             .filter_map(|e| {
                 let name = e.file_name().into_string().ok()?;
-                let stem = [".pid", ".fifo", ".stats.sock"]
+                let (stem, suffix) = [".pid", ".fifo", ".stats.sock", ".sock"]
                     .iter()
-                    .find_map(|suffix| name.strip_suffix(suffix))?;
+                    .find_map(|suffix| Some((name.strip_suffix(suffix)?, *suffix)))?;
                 let vassal = production
                     .layout
                     .vassal_dir
                     .as_path()
                     .join(format!("{stem}.ini"));
-                production.instance_of_vassal(&vassal)
+                let copy = production.instance_of_vassal(&vassal)?;
+                // `<sess>.sock` without an id is the Sess' own socket (its link): never a
+                // leftover of a copy.
+                (suffix != ".sock" || copy.id.is_some()).then_some(copy)
             });
         for copy in vassals.chain(pids) {
             if !copies.contains(&copy) {

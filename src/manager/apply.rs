@@ -346,6 +346,12 @@ pub(super) fn settle(
             manager.wait_stopped(copy.sess.as_str(), Duration::from_secs(30))?;
         }
     }
+    for copy in manager.remove_dead_leftovers()? {
+        progress(Event::Step(format!(
+            "removed what a stopped copy of Sess `{}` left",
+            copy.sess
+        )));
+    }
     Ok(())
 }
 
