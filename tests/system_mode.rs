@@ -219,6 +219,8 @@ impl Sandbox {
         Command::new(env!("CARGO_BIN_EXE_backstage"))
             .args(args)
             .current_dir(&self.dir)
+            // Sandboxes share /tmp but not pids: each keeps its scratch dirs apart.
+            .env("TMPDIR", self.root.join("tmp"))
             .output()
             .expect("run backstage")
     }

@@ -94,8 +94,11 @@ fn scratch_dir() -> Result<tempfile::TempDir, Error> {
         ))
 }
 
-/// Removes scratch directories of validations whose process is gone (killed mid-way).
+/// Removes scratch directories of validations whose process is gone (killed mid-way) and
+/// that are older than a minute: a pid means nothing across pid namespaces sharing `/tmp`
+/// (containers), so a young directory may be another namespace's validation in progress.
 fn sweep_scratch_dirs() {
+    const MIN_AGE: std::time::Duration = std::time::Duration::from_secs(60);
     let tmp = std::env::temp_dir();
     let Ok(entries) = std::fs::read_dir(&tmp) else {
         return;
@@ -111,7 +114,11 @@ fn sweep_scratch_dirs() {
             continue;
         };
         let alive = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok();
-        if !alive && e.file_type().is_ok_and(|t| t.is_dir() && !t.is_symlink()) {
+        let old = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t.elapsed().is_ok_and(|age| age > MIN_AGE));
+        if !alive && old && e.file_type().is_ok_and(|t| t.is_dir() && !t.is_symlink()) {
             let _ = std::fs::remove_dir_all(e.path());
         }
     }
@@ -391,6 +398,38 @@ fn origin_at(content: &str, line: u32) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_old_scratch_dirs_of_dead_processes_are_swept() {
+        let tmp = std::env::temp_dir();
+        let dead: u32 = (400_000..500_000_u32)
+            .find(|p| {
+                nix::sys::signal::kill(nix::unistd::Pid::from_raw(i32::try_from(*p).unwrap()), None)
+                    .is_err()
+            })
+            .unwrap();
+        let me = std::process::id();
+        let make = |pid: u32, tag: &str, age_secs: u64| {
+            let d = tmp.join(format!("{SCRATCH_PREFIX}{pid}.test-{tag}-{me}"));
+            std::fs::create_dir_all(&d).unwrap();
+            let when = std::time::SystemTime::now() - std::time::Duration::from_secs(age_secs);
+            std::fs::File::open(&d).unwrap().set_modified(when).unwrap();
+            d
+        };
+        let young_dead = make(dead, "young", 0);
+        let old_dead = make(dead, "old", 600);
+        let old_alive = make(me, "alive", 600);
+        sweep_scratch_dirs();
+        assert!(
+            young_dead.exists(),
+            "a young dir may be another pid namespace's"
+        );
+        assert!(!old_dead.exists());
+        assert!(old_alive.exists());
+        for d in [young_dead, old_alive] {
+            std::fs::remove_dir_all(d).unwrap();
+        }
+    }
 
     #[test]
     fn positions_are_split_off() {
