@@ -95,6 +95,7 @@ impl Sandbox {
             "lib/nginx",
             "lib/backstage",
             "srv",
+            "tmp",
         ] {
             std::fs::create_dir_all(root.join(d)).unwrap();
         }
