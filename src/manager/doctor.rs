@@ -278,7 +278,11 @@ fn dir_findings(production: &Production, f: &mut Vec<Finding>) {
             )),
             Err(_) => f.push(bad(
                 check,
-                format!("`{dir}` does not exist (a reboot empties /run)"),
+                if dir.as_str().starts_with("/run/") {
+                    format!("`{dir}` does not exist (a reboot empties /run)")
+                } else {
+                    format!("`{dir}` does not exist yet")
+                },
                 "backstage apply   # creates it with the right owner and mode".to_owned(),
             )),
         }
