@@ -20,6 +20,8 @@ use sha2::{Digest, Sha256};
 use support::{get, ok, test_venv, under_load};
 
 const INSIDE: &str = "BACKSTAGE_SYSTEM_SANDBOX";
+/// Where this process' sandbox shows the Act and the virtualenv to every account.
+static SRV: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
 
 /// Runs `body` inside the sandbox: re-executes this test binary for test `name` alone in new
 /// namespaces, and fails if that run fails.
@@ -122,6 +124,18 @@ impl Sandbox {
             std::fs::set_permissions(d, std::os::unix::fs::PermissionsExt::from_mode(0o755))
                 .unwrap();
         }
+        // The Act and the Stage's virtualenv, shown at a path every account can reach: the
+        // checkout itself may sit below a directory only root may enter (`/root`).
+        for (from, name) in [
+            (support::workspace().join("examples/jazzclub/club"), "club"),
+            (test_venv(), "venv"),
+        ] {
+            let at = root.join("srv").join(name);
+            std::fs::create_dir_all(&at).unwrap();
+            run(Command::new("mount").arg("--bind").arg(&from).arg(&at));
+        }
+        // The manifests of this process' one sandbox point there.
+        let _ = SRV.set(root.join("srv"));
         let mut sandbox = Sandbox {
             root,
             emperor: None,
@@ -264,8 +278,8 @@ impl Drop for Sandbox {
 
 /// The jazz Production in system mode: Sess `club-a` (and `club-b` when `two`) as `uid`.
 fn manifest(uid: &str, two: bool, processes: u16) -> String {
-    let club = support::workspace().join("examples/jazzclub/club");
-    let venv = test_venv();
+    let srv = SRV.get().expect("inside a sandbox");
+    let (club, venv) = (srv.join("club"), srv.join("venv"));
     let mut m = format!(
         r#"
 [production]
