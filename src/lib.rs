@@ -21,10 +21,12 @@ mod output;
 mod check;
 mod dns;
 mod doctor;
-pub mod manager;
 mod production;
 mod request;
 mod sess;
+
+/// The Production and Act Managers (the `backstage-manager` crate), re-exported.
+pub use backstage_manager as manager;
 
 /// Put Django applications live on uWSGI and nginx, and keep them live.
 ///

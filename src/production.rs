@@ -120,6 +120,7 @@ fn show(event: Event) {
         Event::Step(s) => errln!("==> {s}"),
         Event::Output(s) => errln!("    {s}"),
         Event::Skipped(s) => errln!("--  {s}"),
+        other => errln!("    {other:?}"),
     }
 }
 
