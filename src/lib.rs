@@ -22,6 +22,7 @@ mod check;
 mod dns;
 mod doctor;
 mod production;
+mod releases;
 mod request;
 mod sess;
 
@@ -89,6 +90,25 @@ enum Command {
     /// stopped or failed, or a Gig is down: nothing answers it, or it answers 5xx. The report
     /// (and `--json`) is printed either way, so `status` serves as a monitoring check.
     Status(production::JsonArgs),
+    /// Ship new code: build a release of each Act (every Act when none is named), run its
+    /// release phase, and switch every Sess of the Act to it blue/green.
+    ///
+    /// A release is a snapshot of the committed `HEAD` (or `--ref`) when the Act's root is in a
+    /// git work tree (uncommitted edits never ship), else of the directory. In the new release:
+    /// `collectstatic`, `manage.py check`, then the Act's `release` commands (migrations); any
+    /// failure deploys nothing. Then each Sess starts a copy on the new release, which must
+    /// answer its health check before nginx routes to it; the old copies drain and stop.
+    Deploy(releases::DeployArgs),
+    /// List the kept releases of every Act (or of ACT), the live one marked with `*`.
+    Releases(releases::ReleasesArgs),
+    /// Switch an Act back to a kept release (default: the one before the live one), blue/green,
+    /// with no rebuild and no release phase. Migrations are not reversed.
+    Rollback(releases::RollbackArgs),
+    /// Run a one-off command in an Act's live release, with its environment (and in system
+    /// mode as its Sess' account): `backstage run club -- python manage.py createsuperuser`.
+    ///
+    /// The command's exit code is passed through.
+    Run(releases::RunArgs),
     /// System mode: look at this server (the uWSGI Emperor, nginx, directories, accounts) and
     /// print what is wrong with the exact command or line that fixes it; changes nothing.
     ///
@@ -125,6 +145,10 @@ where
         Command::Down(args) => production::down(&args),
         Command::Status(args) => production::status(&args),
         Command::Doctor(args) => doctor::run(&args),
+        Command::Deploy(args) => releases::deploy(&args),
+        Command::Releases(args) => releases::releases(&args),
+        Command::Rollback(args) => releases::rollback(&args),
+        Command::Run(args) => releases::run(&args),
     };
     output::exit_code(code)
 }

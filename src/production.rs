@@ -47,7 +47,7 @@ pub(crate) struct HealthArgs {
 }
 
 impl HealthArgs {
-    fn options(&self) -> ApplyOptions {
+    pub(crate) fn options(&self) -> ApplyOptions {
         ApplyOptions {
             health_timeout: std::time::Duration::from_secs(self.health_timeout),
             ..ApplyOptions::default()
@@ -112,10 +112,21 @@ pub(crate) fn fail(e: &ManagerError, json: bool) -> ExitCode {
         }
         errln!("hint: {hint}");
     }
+    if let ManagerError::ReleasePhase { output, .. } = e
+        && !output.is_empty()
+    {
+        errln!("its last lines of output:");
+        for l in output {
+            errln!("  | {l}");
+        }
+        errln!(
+            "hint: fix it and commit, then run `backstage deploy` again; `backstage run ACT -- COMMAND` runs a command in the live release"
+        );
+    }
     ExitCode::FAILURE
 }
 
-fn show(event: Event) {
+pub(crate) fn show(event: Event) {
     match event {
         Event::Step(s) => errln!("==> {s}"),
         Event::Output(s) => errln!("    {s}"),

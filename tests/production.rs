@@ -99,7 +99,8 @@ fn the_example_production_lives_and_dies() {
         before
     );
 
-    // A Sess that cannot start: apply fails with its log, nothing is switched.
+    // An Act that cannot start: Django's own check fails in its new release, before any Sess
+    // of it starts, with the traceback; nothing is switched.
     let broken = format!(
         "{text}\n[acts.broken]\nroot = \"club\"\nwsgi = \"club.wsgi:application\"\nsettings = \"club.nosuchsettings\"\n\n\
          [sess.broken-a]\nact = \"broken\"\nstage = \"local\"\nprocesses = 1\n\n\
@@ -110,12 +111,12 @@ fn the_example_production_lives_and_dies() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("Sess `broken-a` did not become healthy"),
+        err.contains("of Act `broken` cannot go live: `manage.py check` failed"),
         "{err}"
     );
     assert!(
-        err.contains("nosuchsettings"),
-        "the log tail names the cause: {err}"
+        err.contains("No module named 'club.nosuchsettings'"),
+        "the traceback names the cause: {err}"
     );
     assert!(vassals(&dir, "broken-a").is_empty(), "rolled back");
     assert_eq!(
@@ -164,8 +165,8 @@ fn the_example_production_lives_and_dies() {
     // never touched, and not one request fails.
     let broken_change = changed.replacen(
         "[sess.club-a]\nact = \"club\"",
-        "[acts.broken]\nroot = \"club\"\nwsgi = \"club.wsgi:application\"\n\
-         settings = \"club.nosuchsettings\"\n\n[sess.club-a]\nact = \"broken\"",
+        "[acts.broken]\nroot = \"club\"\nwsgi = \"club.nosuchwsgi:application\"\n\
+         \n[sess.club-a]\nact = \"broken\"",
         1,
     );
     assert_ne!(broken_change, changed);
@@ -180,7 +181,7 @@ fn the_example_production_lives_and_dies() {
         "{err}"
     );
     assert!(
-        err.contains("nosuchsettings"),
+        err.contains("nosuchwsgi"),
         "the log tail names the cause: {err}"
     );
     assert!(served > 0);

@@ -22,6 +22,7 @@ fn changed(base: &str) -> String {
     text.push_str(
         "[acts.slow]\nroot = \"club\"\nwsgi = \"slow_wsgi:application\"\n\
          settings = \"club.settings\"\n\
+         release = [\"python manage.py migrate --noinput\"]\nshared = [\"db.sqlite3\"]\n\
          env = { DJANGO_DEBUG = \"0\", DJANGO_ALLOWED_HOSTS = \".localhost,127.0.0.1\" }\n\n\
          [sess.slow-a]\nact = \"slow\"\nstage = \"local\"\nprocesses = 1\n\n\
          [gigs.jazz-slow]\nvenue = \"jazz\"\nsess = [\"slow-a\"]\npath = \"/slow\"\n",

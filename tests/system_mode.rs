@@ -134,6 +134,25 @@ impl Sandbox {
             std::fs::create_dir_all(&at).unwrap();
             run(Command::new("mount").arg("--bind").arg(&from).arg(&at));
         }
+        // The virtualenv's interpreter must be runnable by the Sess' accounts (release phases
+        // and `backstage run` execute it as them), as on a server. On a machine whose Python
+        // lives below `/root` (pyenv), that directory is shown again over an open `/root`.
+        let python = std::fs::canonicalize(test_venv().join("bin/python")).unwrap();
+        if let Ok(rest) = python.strip_prefix("/root") {
+            let top = rest.components().next().unwrap().as_os_str().to_owned();
+            let hidden = root.join("root-python");
+            std::fs::create_dir_all(&hidden).unwrap();
+            run(Command::new("mount")
+                .arg("--bind")
+                .arg(Path::new("/root").join(&top))
+                .arg(&hidden));
+            run(Command::new("mount").args(["-t", "tmpfs", "-o", "mode=755", "tmpfs", "/root"]));
+            std::fs::create_dir_all(Path::new("/root").join(&top)).unwrap();
+            run(Command::new("mount")
+                .arg("--bind")
+                .arg(&hidden)
+                .arg(Path::new("/root").join(&top)));
+        }
         // The manifests of this process' one sandbox point there.
         let _ = SRV.set(root.join("srv"));
         let mut sandbox = Sandbox {
@@ -291,6 +310,8 @@ root = "{club}"
 wsgi = "club.wsgi:application"
 settings = "club.settings"
 env = {{ DJANGO_DEBUG = "0", DJANGO_ALLOWED_HOSTS = ".localhost,127.0.0.1" }}
+release = ["python manage.py migrate --noinput"]
+shared = ["db.sqlite3"]
 
 [stages.local]
 virtualenv = "{venv}"

@@ -41,8 +41,8 @@ pub use desired::{DesiredFile, FileKind};
 pub use error::Error;
 pub use manifest::{MANIFEST_NAME, Manifest};
 pub use model::{
-    Act, ApiKey, Escape, Gig, Layout, Mode, Producer, Production, Sess, SessInstance, SessSocket,
-    Stage, Tls, Tuning, UNIX_SOCKET_PATH_MAX, Venue,
+    Act, ApiKey, DEFAULT_KEEP_RELEASES, Escape, Gig, Health, Layout, Mode, Producer, Production,
+    Sess, SessInstance, SessSocket, Stage, Tls, Tuning, UNIX_SOCKET_PATH_MAX, Venue,
 };
 pub use problem::{Problem, line_column};
 pub use source::MANIFEST_MAX_BYTES;

@@ -16,8 +16,8 @@ use toml::de::{DeArray, DeTable, DeValue};
 
 use crate::error::Error;
 use crate::model::{
-    Act, ApiKey, Gig, Layout, Mode, Producer, Production, Sess, SessSocket, Stage, Tls, Tuning,
-    UNIX_SOCKET_PATH_MAX, Venue,
+    Act, ApiKey, DEFAULT_KEEP_RELEASES, Gig, Health, Layout, Mode, Producer, Production, Sess,
+    SessSocket, Stage, Tls, Tuning, UNIX_SOCKET_PATH_MAX, Venue,
 };
 use crate::problem::{Problem, TomlPath};
 use crate::source::{KEY_PARTS_MAX, deep_keys, read_bounded, utf8_source};
@@ -450,7 +450,19 @@ const PRODUCTION_KEYS: &[&str] = &[
     "nginx_conf",
     "uwsgi_plugins",
 ];
-const ACT_KEYS: &[&str] = &["root", "wsgi", "settings", "requirements", "static", "env"];
+const ACT_KEYS: &[&str] = &[
+    "root",
+    "wsgi",
+    "settings",
+    "requirements",
+    "static",
+    "env",
+    "release",
+    "shared",
+    "keep_releases",
+    "health",
+];
+const HEALTH_KEYS: &[&str] = &["path", "status"];
 const STAGE_KEYS: &[&str] = &["virtualenv", "python"];
 const SESS_KEYS: &[&str] = &[
     "act",
@@ -984,6 +996,14 @@ fn act(ck: &mut Checker<'_>, mut t: Tbl<'_, '_>, base: Option<&ConfPath>) -> Opt
             ok.then_some(out)
         }),
     };
+    let release = act_release(ck, &mut t);
+    let shared = act_shared(ck, &mut t, root.as_ref());
+    let keep_releases = opt_int::<u16>(ck, &mut t, "keep_releases", 1, 1000)
+        .map(|k| k.unwrap_or(DEFAULT_KEEP_RELEASES));
+    let health = match t.get("health") {
+        None => Some(Health::default()),
+        Some((v, p)) => ck.table(&p, v).and_then(|ht| act_health(ck, ht)),
+    };
     t.finish(ck, ACT_KEYS);
     Some(Act {
         root: root?,
@@ -992,6 +1012,134 @@ fn act(ck: &mut Checker<'_>, mut t: Tbl<'_, '_>, base: Option<&ConfPath>) -> Opt
         requirements: requirements?,
         static_dirs: static_dirs?,
         env: env?,
+        release: release?,
+        shared: shared?,
+        keep_releases: keep_releases?,
+        health: health?,
+        fallback_root: None,
+    })
+}
+
+/// `release = ["python manage.py migrate --noinput", ...]`: shell commands, none empty.
+fn act_release(ck: &mut Checker<'_>, t: &mut Tbl<'_, '_>) -> Option<Vec<String>> {
+    let Some((v, p)) = t.get("release") else {
+        return Some(Vec::new());
+    };
+    let arr = ck.array(&p, v)?;
+    let mut out = Vec::new();
+    let mut ok = true;
+    for (i, item) in arr.iter().enumerate() {
+        let ip = p.index(i);
+        match ck.string(&ip, item) {
+            Some(s) if s.trim().is_empty() => {
+                ck.report(&ip, item.span(), "a release command cannot be empty");
+                ok = false;
+            }
+            Some(s) if s.contains('\0') => {
+                ck.report(
+                    &ip,
+                    item.span(),
+                    "a release command cannot contain a NUL byte",
+                );
+                ok = false;
+            }
+            Some(s) => out.push(s.to_owned()),
+            None => ok = false,
+        }
+    }
+    ok.then_some(out)
+}
+
+/// `shared = ["db.sqlite3", "media"]`: paths inside the Act's root, each once.
+fn act_shared(
+    ck: &mut Checker<'_>,
+    t: &mut Tbl<'_, '_>,
+    root: Option<&ConfPath>,
+) -> Option<Vec<String>> {
+    let Some((v, p)) = t.get("shared") else {
+        return Some(Vec::new());
+    };
+    let arr = ck.array(&p, v)?;
+    let mut out: Vec<String> = Vec::new();
+    let mut ok = true;
+    for (i, item) in arr.iter().enumerate() {
+        let ip = p.index(i);
+        let Some(s) = ck.string(&ip, item) else {
+            ok = false;
+            continue;
+        };
+        let Some(root) = root else {
+            ok = false;
+            continue;
+        };
+        let rel = ConfPath::resolve(root, s, true).map(|r| {
+            r.as_path()
+                .strip_prefix(root.as_path())
+                .map(|x| x.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        });
+        match rel {
+            Ok(r) if r.is_empty() => {
+                ck.report(&ip, item.span(), format!("shared path `{}` is the Act's root itself; name a file or directory inside it", shorten(s)));
+                ok = false;
+            }
+            Ok(r)
+                if out.iter().any(|o| {
+                    o == &r || Path::new(&r).starts_with(o) || Path::new(o).starts_with(&r)
+                }) =>
+            {
+                ck.report(
+                    &ip,
+                    item.span(),
+                    format!("shared path `{}` overlaps another shared path", shorten(s)),
+                );
+                ok = false;
+            }
+            Ok(r) => out.push(r),
+            Err(e) => {
+                ck.report_at(
+                    &ip,
+                    item.span(),
+                    format!("invalid shared path `{}`: {e}", shorten(s)),
+                    Some(
+                        "shared paths are relative to the Act's root and stay inside it".to_owned(),
+                    ),
+                );
+                ok = false;
+            }
+        }
+    }
+    ok.then_some(out)
+}
+
+/// `health = { path = "/healthz", status = [200] }`.
+fn act_health(ck: &mut Checker<'_>, mut t: Tbl<'_, '_>) -> Option<Health> {
+    let path = match t.get("path") {
+        None => Some(UrlPath::root()),
+        Some((v, p)) => ck.parsed::<UrlPath>(&p, v, "health path"),
+    };
+    let status = match t.get("status") {
+        None => Some(Vec::new()),
+        Some((v, p)) => ck.array(&p, v).and_then(|arr| {
+            let mut out = Vec::new();
+            let mut ok = true;
+            if arr.is_empty() {
+                ck.report(&p, v.span(), "needs at least one HTTP status");
+                return None;
+            }
+            for (i, item) in arr.iter().enumerate() {
+                match ck.int(&p.index(i), item, 100, 599) {
+                    Some(n) => out.push(u16::try_from(n).expect("range checked")),
+                    None => ok = false,
+                }
+            }
+            ok.then_some(out)
+        }),
+    };
+    t.finish(ck, HEALTH_KEYS);
+    Some(Health {
+        path: path?,
+        status: status?,
     })
 }
 

@@ -149,7 +149,55 @@ pub struct Act {
     pub static_dirs: BTreeMap<UrlPrefix, ConfPath>,
     /// Environment of every Sess of this Act.
     pub env: BTreeMap<EnvKey, IniValue>,
+    /// The release phase: shell commands run once per deploy in the new release, before any
+    /// Sess switches to it (`python manage.py migrate --noinput`).
+    pub release: Vec<String>,
+    /// Paths relative to the root that outlive releases (a sqlite database, `media`): kept
+    /// once and linked into every release.
+    pub shared: Vec<String>,
+    /// How many releases to keep (never fewer than the live one and the one before it).
+    pub keep_releases: u16,
+    /// What a healthy Sess of this Act answers.
+    pub health: Health,
+    /// Set by the Act Manager when the Act runs from a release and an earlier release is kept:
+    /// that release's root, whose static files nginx serves when the live release lacks them
+    /// (pages rendered by the previous release keep finding their hashed assets).
+    pub fallback_root: Option<ConfPath>,
 }
+
+/// What a healthy Sess answers (`health = { path, status }`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Health {
+    /// The path asked for.
+    pub path: UrlPath,
+    /// The statuses that count as healthy; empty: any status below 500 but 400 (Django's
+    /// answer to a Host outside `ALLOWED_HOSTS`).
+    pub status: Vec<u16>,
+}
+
+impl Default for Health {
+    fn default() -> Self {
+        Health {
+            path: UrlPath::root(),
+            status: Vec::new(),
+        }
+    }
+}
+
+impl Health {
+    /// Whether `status` counts as healthy.
+    pub fn accepts(&self, status: u16) -> bool {
+        if self.status.is_empty() {
+            status < 500 && status != 400
+        } else {
+            self.status.contains(&status)
+        }
+    }
+}
+
+/// How many releases an Act keeps unless it says otherwise.
+pub const DEFAULT_KEEP_RELEASES: u16 = 5;
 
 /// A Stage: a virtualenv with uWSGI, on this host.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -177,6 +177,7 @@ pub fn apply(
     options: &ApplyOptions,
     progress: &mut dyn FnMut(Event),
 ) -> Result<ApplyReport, ManagerError> {
+    let manifest = production;
     let (production, host) = resolve(production, &options.nginx)?;
     let production = production.as_ref();
     let host = host.as_ref();
@@ -186,11 +187,16 @@ pub fn apply(
         host.ensure_dirs(production)?;
     }
     let _lock = take_lock(production, options.lock_wait, progress)?;
+    let production = fresh(manifest, production, host, &options.nginx, progress)?;
+    let production = production.as_ref();
     if host.is_some() {
         // No `up` in system mode: apply builds what the Stages lack (idempotent).
         build_stages(production, progress)?;
     }
-    apply_locked(production, host, options, progress)
+    match first_releases(manifest, production, progress)? {
+        Some((target, links)) => apply_locked(&target, host, options, &links, progress),
+        None => apply_locked(production, host, options, &[], progress),
+    }
 }
 
 /// Takes the lock that serialises `apply`, `up` and `down`, saying so while it waits. First,
@@ -211,38 +217,83 @@ pub(super) fn take_lock(
     Ok(lock)
 }
 
-/// [`apply`], for a caller that holds the lock (`up` takes it once for all it does).
-pub(super) fn apply_locked(
+/// Undoes what an interrupted apply (or deploy) left: temp files, and the journal's changes
+/// (nginx reloaded when it may run the interrupted configuration). Returns the paths restored.
+/// For a caller that holds the lock; a second call finds nothing.
+pub(super) fn recover(
     production: &Production,
     host: Option<&Host>,
-    options: &ApplyOptions,
     progress: &mut dyn FnMut(Event),
-) -> Result<ApplyReport, ManagerError> {
-    let state_dir = production.layout.state_dir.as_path();
+) -> Result<Vec<PathBuf>, ManagerError> {
     for leftover in backstage_core::files::sweep_temp_files(production)? {
         progress(Event::Step(format!(
             "removed `{}`, left by an interrupted write",
             leftover.display()
         )));
     }
-    let mut report = ApplyReport::default();
-    if let Some(Recovered { restored }) = Journal::recover(state_dir, &production.name)? {
-        progress(Event::Step(format!(
-            "rolled back an interrupted apply ({} file{})",
-            restored.len(),
-            if restored.len() == 1 { "" } else { "s" }
-        )));
-        // nginx may already run the interrupted apply's configuration: make it read the
-        // restored files, or it keeps routing to Sess the rollback just stopped.
-        let vassals = production.layout.vassal_dir.as_path();
-        if restored.iter().any(|p| !p.starts_with(vassals)) {
-            reload_nginx(production, host, progress)?;
-        }
-        report.recovered = restored;
+    let state_dir = production.layout.state_dir.as_path();
+    let Some(Recovered { restored }) = Journal::recover(state_dir, &production.name)? else {
+        return Ok(Vec::new());
+    };
+    progress(Event::Step(format!(
+        "rolled back an interrupted apply ({} file{})",
+        restored.len(),
+        if restored.len() == 1 { "" } else { "s" }
+    )));
+    // nginx may already run the interrupted apply's configuration: make it read the restored
+    // files, or it keeps routing to Sess the rollback just stopped.
+    let vassals = production.layout.vassal_dir.as_path();
+    if restored.iter().any(|p| !p.starts_with(vassals)) {
+        reload_nginx(production, host, progress)?;
     }
+    Ok(restored)
+}
+
+/// Under the lock: undoes what an interrupted command left, then reads the Production afresh
+/// (`stale` was read before the lock; meanwhile another command may have moved an Act's live
+/// release, or the recovery moved it back).
+pub(super) fn fresh<'m>(
+    manifest: &'m Production,
+    stale: &Production,
+    host: Option<&Host>,
+    nginx: &NginxBinary,
+    progress: &mut dyn FnMut(Event),
+) -> Result<Cow<'m, Production>, ManagerError> {
+    recover(stale, host, progress)?;
+    let (mut production, _) = resolve(manifest, nginx)?;
+    // System mode: what the server was found running stays as inspected before the lock.
+    if stale.mode == Mode::System {
+        let p = production.to_mut();
+        p.uwsgi_plugins.clone_from(&stale.uwsgi_plugins);
+        p.nginx_group.clone_from(&stale.nginx_group);
+    }
+    Ok(production)
+}
+
+/// [`apply`], for a caller that holds the lock (`up` takes it once for all it does). `links`
+/// (link, target) are moved in the same transaction (a deploy's `current` release link).
+pub(super) fn apply_locked(
+    production: &Production,
+    host: Option<&Host>,
+    options: &ApplyOptions,
+    links: &[(PathBuf, PathBuf)],
+    progress: &mut dyn FnMut(Event),
+) -> Result<ApplyReport, ManagerError> {
+    let state_dir = production.layout.state_dir.as_path();
+    let mut report = ApplyReport {
+        recovered: recover(production, host, progress)?,
+        ..ApplyReport::default()
+    };
     let desired = desired(production)?;
     let plan = full_plan(production, &desired)?;
     if plan.is_empty() {
+        if !links.is_empty() {
+            let mut journal = Journal::begin(state_dir, &production.name)?;
+            for (link, target) in links {
+                journal.symlink(link, target)?;
+            }
+            journal.commit()?;
+        }
         // An apply killed after its commit may have left a retired copy running.
         settle(production, progress)?;
         return Ok(report);
@@ -272,7 +323,13 @@ pub(super) fn apply_locked(
         &mut journal,
         &mut report,
         progress,
-    );
+    )
+    .and_then(|()| {
+        for (link, target) in links {
+            journal.symlink(link, target)?;
+        }
+        Ok(())
+    });
     match result {
         Ok(()) => {
             journal.commit()?;
@@ -483,26 +540,44 @@ pub(super) fn apply_phases(
         report.nginx_reloaded = true;
         report.nginx_reloaded = reload_nginx(production, host, progress)?;
     }
-    // Phase 3: retire previous copies, once idle, and Sess no longer in the manifest.
-    for c in plan
+    // Phase 3: retire previous copies, once idle (drained side by side), and Sess no longer
+    // in the manifest.
+    let retiring: Vec<(&core_plan::Change, Option<SessInstance>, bool)> = plan
         .changes
         .iter()
         .filter(|c| c.kind == FileKind::Vassal && c.action == Action::Delete)
-    {
-        let copy = production.instance_of_vassal(&c.file);
-        let plays_on = copy
-            .as_ref()
-            .is_some_and(|copy| production.sess.contains_key(&copy.sess));
-        match &copy {
-            Some(copy) if plays_on && emperor => {
+        .map(|c| {
+            let copy = production.instance_of_vassal(&c.file);
+            let plays_on = copy
+                .as_ref()
+                .is_some_and(|copy| production.sess.contains_key(&copy.sess));
+            (c, copy, plays_on)
+        })
+        .collect();
+    let mut draining = Vec::new();
+    for (c, copy, plays_on) in &retiring {
+        match copy {
+            Some(copy) if *plays_on && emperor => {
                 progress(Event::Step(format!(
                     "retiring the previous copy of Sess `{}` once idle",
                     c.name
                 )));
-                manager.drain(copy, Duration::from_secs(30))?;
+                draining.push(copy);
             }
             _ => progress(Event::Step(format!("retiring Sess `{}`", c.name))),
         }
+    }
+    std::thread::scope(|scope| {
+        let drains: Vec<_> = draining
+            .iter()
+            .map(|copy| scope.spawn(|| manager.drain(copy, Duration::from_secs(30))))
+            .collect();
+        drains
+            .into_iter()
+            .map(|d| d.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect::<Result<Vec<()>, _>>()
+    })?;
+    for (c, copy, plays_on) in retiring {
         // The Emperor stops the copy at its next scan of the directory (every 3 s). Nothing
         // reaches it any more: a replaced copy is drained, and nginx no longer routes to a
         // retired Sess (its old workers are gone). Until that scan, a rollback (this apply

@@ -108,6 +108,63 @@ pub enum ManagerError {
         /// The command.
         what: &'static str,
     },
+    /// Building, listing or switching releases failed.
+    #[error(transparent)]
+    Release(#[from] releases::ReleaseError),
+    /// A step of a new release (collectstatic, `manage.py check`, a release command) failed:
+    /// nothing was switched.
+    #[error(
+        "release {release} of Act `{act}` cannot go live: `{command}` failed in it; nothing was switched, what was live keeps serving"
+    )]
+    ReleasePhase {
+        /// The Act.
+        act: String,
+        /// The release.
+        release: String,
+        /// The command that failed.
+        command: String,
+        /// Its last lines of output, and how it ended.
+        output: Vec<String>,
+    },
+    /// The manifest has no Act of this name.
+    #[error("no Act `{name}` in the manifest{}", suggest(name, known))]
+    UnknownAct {
+        /// The name given.
+        name: String,
+        /// The Acts there are.
+        known: Vec<String>,
+    },
+    /// The Act has no live release yet.
+    #[error(
+        "Act `{act}` has no live release yet; `backstage apply` (or `up`, or `deploy`) builds its first one"
+    )]
+    NoRelease {
+        /// The Act.
+        act: String,
+    },
+    /// No command was given to run.
+    #[error(
+        "no command given; write it after `--`, e.g. `backstage run club -- python manage.py createsuperuser`"
+    )]
+    NoCommand,
+    /// A rollback without `--to` when no release precedes the live one.
+    #[error(
+        "Act `{act}` has no kept release before the live one to roll back to; `backstage releases {act}` lists them"
+    )]
+    NoRollbackTarget {
+        /// The Act.
+        act: String,
+    },
+    /// A rollback to a release whose release phase failed.
+    #[error(
+        "release {release} of Act `{act}` failed its release phase and never went live; roll back to another (`backstage releases {act}`)"
+    )]
+    FailedRelease {
+        /// The Act.
+        act: String,
+        /// The release.
+        release: String,
+    },
     /// The operation needs user mode.
     #[error(
         "`{what}` runs Backstage's own Emperor and nginx, which is user mode; this Production is in system mode, where the system's services run them"
@@ -116,4 +173,25 @@ pub enum ManagerError {
         /// The command.
         what: &'static str,
     },
+}
+
+/// `; did you mean `x`?` for the closest known name, or the list of them.
+fn suggest(name: &str, known: &[String]) -> String {
+    let best = known
+        .iter()
+        .map(|k| (strsim::jaro_winkler(name, k), k))
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0));
+    match (best, known.is_empty()) {
+        (Some((_, k)), _) => format!("; did you mean `{k}`?"),
+        (None, true) => String::new(),
+        (None, false) => format!(
+            " (it has {})",
+            known
+                .iter()
+                .map(|k| format!("`{k}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
 }

@@ -103,19 +103,56 @@ pub(super) fn health_check(
     }
     let target = Target::from(&copy.socket);
     let host = host_for(production, slug);
+    let health = production
+        .sess
+        .get(slug)
+        .and_then(|s| production.acts.get(&s.act))
+        .map(|a| a.health.clone())
+        .unwrap_or_default();
+    let path = health.path.as_str();
     let runtime = runtime()?;
     let mut last = String::from("no answer");
     let mut hint = HINT_FIX_ACT;
+    // A Sess that answers, but wrongly, again and again will not get better by waiting.
+    let mut wrong_answers = 0;
     while Instant::now() < deadline {
         let left = deadline.saturating_duration_since(Instant::now());
         let client = Client::new(target.clone())
             .connect_timeout(Duration::from_secs(2))
             .read_timeout(Duration::from_secs(10))
             .deadline(left.clamp(Duration::from_secs(1), Duration::from_secs(10)));
-        let answer = runtime.block_on(client.send(Request::get("/").header("Host", host.clone())));
+        let answer = runtime.block_on(async {
+            let r = client
+                .send(Request::get(path).header("Host", host.clone()))
+                .await?;
+            let status = r.status();
+            if health.accepts(status) {
+                return Ok((status, Vec::new()));
+            }
+            // The first lines of a wrong answer say why (Django's error page, a traceback).
+            let body = tokio::time::timeout(Duration::from_secs(2), r.bytes())
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .unwrap_or_default();
+            Ok::<_, backstage_uwsgi::Error>((status, first_lines(&body, 8)))
+        });
         match answer {
-            Ok(r) if r.status() < 500 => return Ok(()),
-            Ok(r) => last = format!("it answers `/` with HTTP {}", r.status()),
+            Ok((status, _)) if health.accepts(status) => return Ok(()),
+            Ok((status, body)) => {
+                wrong_answers += 1;
+                last = format!("it answers `{path}` with HTTP {status}");
+                if !body.is_empty() {
+                    last.push_str(": ");
+                    last.push_str(&body.join(" | "));
+                }
+                if status == 400 {
+                    hint = HINT_ALLOWED_HOSTS;
+                }
+                if wrong_answers >= 3 {
+                    break;
+                }
+            }
             Err(e) => {
                 last = e.to_string();
                 // Not the Act's doing: a running master whose socket file is gone.
@@ -138,6 +175,8 @@ pub(super) fn health_check(
 /// What to do when a Sess does not answer because of its Act.
 pub(super) const HINT_FIX_ACT: &str =
     "fix the Act, then run `backstage apply` again; `backstage status` shows every Sess";
+/// What to do when a Sess answers 400 (Django: the Host is not in `ALLOWED_HOSTS`).
+pub(super) const HINT_ALLOWED_HOSTS: &str = "a 400 from Django means the Host is not in ALLOWED_HOSTS: let the settings read BACKSTAGE_ALLOWED_HOSTS (every Venue name of the Sess; see the README), or add the Venue's server names, then deploy again";
 /// What to do when a Sess was still starting at its deadline.
 pub(super) const HINT_SLOW_START: &str = "if the Act needs longer to start, give it more with `--health-timeout SECONDS`, then run `backstage apply` again";
 /// What to do when a running copy's socket was removed.
@@ -156,4 +195,16 @@ pub(super) fn runtime() -> Result<tokio::runtime::Runtime, ManagerError> {
             path: PathBuf::from("health checks"),
             source,
         })
+}
+
+/// The first `n` non-empty lines of a body, each cut to 200 characters, markup-free enough to
+/// read in a terminal.
+pub(super) fn first_lines(body: &[u8], n: usize) -> Vec<String> {
+    String::from_utf8_lossy(body)
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .take(n)
+        .map(|l| l.chars().take(200).collect())
+        .collect()
 }

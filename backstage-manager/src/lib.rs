@@ -13,6 +13,7 @@
 //! An apply interrupted at any point is rolled back by the next one (the journal), and a second
 //! apply with no change writes nothing and reloads nothing.
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::fs;
 use std::net::SocketAddr;
@@ -24,7 +25,7 @@ use backstage_core::files::FileError;
 use backstage_core::journal::{ApplyLock, Journal, JournalError, Recovered};
 use backstage_core::plan::{self as core_plan, Action, Applied, Plan};
 use backstage_core::values::{ListenAddr, Slug};
-use backstage_core::{DesiredFile, FileKind, Mode, Production, SessInstance, SessSocket};
+use backstage_core::{DesiredFile, FileKind, Mode, Production, Sess, SessInstance, SessSocket};
 use backstage_nginx::{NginxBinary, UserNginx};
 use backstage_uwsgi::emperor::{Emperor, log_tail};
 use backstage_uwsgi::stage_manager::{SessState, StageManager, next_mtime, socket_link};
@@ -33,6 +34,7 @@ use backstage_uwsgi::{Client, Request, Target};
 use serde::Serialize;
 
 mod apply;
+mod deploy;
 mod doctor;
 mod error;
 mod health;
@@ -41,6 +43,11 @@ pub mod releases;
 mod status;
 mod system;
 pub use apply::*;
+use deploy::first_releases;
+pub use deploy::{
+    DeployOptions, DeployReport, ReleaseInfo, Switched, command_in_release, deploy,
+    on_live_releases, releases, rollback, store_of,
+};
 pub use doctor::{Diagnosis, Finding, doctor};
 pub use error::*;
 #[allow(clippy::wildcard_imports)]

@@ -26,7 +26,16 @@ pub fn up(
         });
     }
     let _lock = take_lock(production, options.lock_wait, progress)?;
-    build_stages(production, progress)?;
+    let resolved = fresh(production, production, None, &options.nginx, progress)?;
+    // Every Act on its live release; the first release of an Act that has none is built now.
+    let (production, links) =
+        if let Some((target, links)) = first_releases(production, &resolved, progress)? {
+            (Cow::Owned(target), links)
+        } else {
+            build_stages(&resolved, progress)?;
+            (resolved, Vec::new())
+        };
+    let production = production.as_ref();
     let nginx = UserNginx::of(production);
     for dir in nginx.dirs.iter().chain([
         &production.layout.run_dir.as_path().to_owned(),
@@ -55,7 +64,7 @@ pub fn up(
         progress(Event::Step("starting the uWSGI Emperor".into()));
         emperor.start()?;
     }
-    let apply = apply_locked(production, None, options, progress)?;
+    let apply = apply_locked(production, None, options, &links, progress)?;
     // Sess whose vassals were already in place before the Emperor started were not checked by
     // apply: wait for every booked one now.
     let booked: BTreeSet<&Slug> = production

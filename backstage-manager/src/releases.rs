@@ -91,6 +91,17 @@ pub enum Phase {
     Skipped,
 }
 
+impl Phase {
+    /// `"ok"`, `"failed"` or `"skipped"`, as in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Ok => "ok",
+            Phase::Failed => "failed",
+            Phase::Skipped => "skipped",
+        }
+    }
+}
+
 /// One kept release (an element of `releases --json`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Release {
@@ -114,6 +125,8 @@ pub struct ReleaseStore {
 
 const RECORD: &str = "release.json";
 const CURRENT: &str = "current";
+/// The release that was live before the current one (the fallback for static files).
+const PREVIOUS: &str = "previous";
 
 impl ReleaseStore {
     /// The store of `act` under `state_dir`.
@@ -255,20 +268,44 @@ impl ReleaseStore {
         Ok(out)
     }
 
-    /// The live release's id, when one is live.
+    /// The live release's id, when one is live (and still kept).
     pub fn live(&self) -> Option<String> {
-        let target = fs::read_link(self.dir.join(CURRENT)).ok()?;
-        Some(target.file_name()?.to_str()?.to_owned())
+        self.link_target(CURRENT)
     }
 
-    /// Makes `id` the live release (an atomic swap of the `current` link).
+    /// The release that was live before the live one, when it is still kept (after a deploy
+    /// the one it replaced; after a rollback the one rolled back from).
+    pub fn previously_live(&self) -> Option<String> {
+        self.link_target(PREVIOUS)
+    }
+
+    fn link_target(&self, link: &str) -> Option<String> {
+        let target = fs::read_link(self.dir.join(link)).ok()?;
+        let id = target.file_name()?.to_str()?.to_owned();
+        self.path_of(&id).join(RECORD).is_file().then_some(id)
+    }
+
+    /// The links that make `id` live: `current` to it and `previous` to the release live now
+    /// (if any), each as (link, target) for the caller to write, journaled, with the switch.
+    pub fn live_links(&self, id: &str) -> Vec<(PathBuf, PathBuf)> {
+        let mut out = vec![(self.dir.join(CURRENT), PathBuf::from(id))];
+        if let Some(live) = self.live().filter(|l| l != id) {
+            out.push((self.dir.join(PREVIOUS), PathBuf::from(live)));
+        }
+        out
+    }
+
+    /// Makes `id` the live release (atomic swaps of the `current` and `previous` links).
     pub fn set_live(&self, id: &str) -> Result<(), ReleaseError> {
         self.get(id)?;
-        let link = self.dir.join(CURRENT);
-        let tmp = self.dir.join(format!(".{CURRENT}.{}", std::process::id()));
-        let _ = fs::remove_file(&tmp);
-        symlink(id, &tmp).map_err(io_err("create link", &tmp))?;
-        fs::rename(&tmp, &link).map_err(io_err("rename", &link))
+        for (link, target) in self.live_links(id).into_iter().rev() {
+            let name = link.file_name().unwrap_or_default().to_string_lossy();
+            let tmp = self.dir.join(format!(".{name}.{}", std::process::id()));
+            let _ = fs::remove_file(&tmp);
+            symlink(&target, &tmp).map_err(io_err("create link", &tmp))?;
+            fs::rename(&tmp, &link).map_err(io_err("rename", &link))?;
+        }
+        Ok(())
     }
 
     /// The release before the live one (the default target of a rollback).
@@ -285,16 +322,28 @@ impl ReleaseStore {
             .cloned())
     }
 
-    /// Removes all but the newest `keep` releases, never the live one or the one before it.
-    /// Returns the removed ids.
+    /// Removes release `id` (never the live one).
+    pub fn remove(&self, id: &str) -> Result<(), ReleaseError> {
+        if self.live().as_deref() == Some(id) {
+            return Ok(());
+        }
+        let dir = self.path_of(id);
+        fs::remove_dir_all(&dir).map_err(io_err("remove", &dir))
+    }
+
+    /// Removes all but the newest `keep` releases, never the live one, the one before it, or
+    /// the one live before it (its static files are the fallback). Returns the removed ids.
     pub fn prune(&self, keep: usize) -> Result<Vec<String>, ReleaseError> {
         let list = self.list()?;
-        let live = self.live();
-        let previous = self.previous()?.map(|r| r.id);
+        let kept = [
+            self.live(),
+            self.previous()?.map(|r| r.id),
+            self.previously_live(),
+        ];
         let mut removed = Vec::new();
         let excess = list.len().saturating_sub(keep);
         for r in list.iter().take(excess) {
-            if Some(&r.id) == live.as_ref() || Some(&r.id) == previous.as_ref() {
+            if kept.iter().flatten().any(|k| k == &r.id) {
                 continue;
             }
             let dir = self.path_of(&r.id);

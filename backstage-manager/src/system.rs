@@ -33,17 +33,21 @@ pub struct Host {
     pub nginx: SystemNginx,
 }
 
-/// The Production as it will be rendered on this host: in system mode the plugins the
-/// Emperor needs and nginx's group are filled in from the server (see [`Host::inspect`]).
+/// The Production as it will be rendered on this host: every Act on its live release (see
+/// [`on_live_releases`](super::on_live_releases)); in system mode the plugins the Emperor needs
+/// and nginx's group filled in from the server (see [`Host::inspect`]).
 pub fn resolve<'p>(
     production: &'p Production,
     nginx: &NginxBinary,
 ) -> Result<(Cow<'p, Production>, Option<Host>), ManagerError> {
     if production.mode != Mode::System {
-        return Ok((Cow::Borrowed(production), None));
+        return Ok((
+            super::on_live_releases(production).map_or(Cow::Borrowed(production), Cow::Owned),
+            None,
+        ));
     }
     let host = Host::inspect(production, nginx)?;
-    let mut p = production.clone();
+    let mut p = super::on_live_releases(production).unwrap_or_else(|| production.clone());
     if p.uwsgi_plugins.is_none() {
         let build = host.emperor.as_ref().map_or_else(
             || build_of(Path::new("/usr/bin/uwsgi")),
@@ -105,7 +109,9 @@ impl Host {
     }
 
     /// Creates the state, run and log dirs, each Sess' run dir and log file, with owners and
-    /// modes that let each account reach what it must and nobody else: state `root 0700`; run
+    /// modes that let each account reach what it must and nobody else: state `root 0711` (the
+    /// Sess' accounts pass through to their Act's releases and shared files, and cannot list
+    /// it; the journal, lock and records in it are root's alone); run
     /// `root:<nginx> 0755` (only links live there); a Sess' run dir `<uid>:<nginx> 0750` (its
     /// sockets, stats socket, FIFO and pid file); logs `root:adm 0755` (Debian's log group),
     /// each Sess' log `<uid>:adm 0640`. Idempotent; puts modes and owners right.
@@ -114,7 +120,7 @@ impl Host {
         let nginx_gid = gid_of(&self.nginx.worker_group);
         let adm = gid_of("adm");
         let root = Some(Uid::from_raw(0));
-        ensure_dir(layout.state_dir.as_path(), root, None, 0o700)?;
+        ensure_dir(layout.state_dir.as_path(), root, None, 0o711)?;
         ensure_dir(layout.run_dir.as_path(), root, nginx_gid, 0o755)?;
         ensure_dir(layout.log_dir.as_path(), root, adm, 0o755)?;
         for (name, sess) in &production.sess {

@@ -482,6 +482,19 @@ struct StaticCtx<'a> {
     act: &'a str,
     prefix: &'a str,
     dir: String,
+    /// Where the previous release's copy of the same files lives, when the Act runs from a
+    /// release and an earlier one is kept: a file the live release lacks is served from there.
+    fallback: Option<StaticFallback>,
+}
+
+#[derive(Serialize)]
+struct StaticFallback {
+    /// The named location (`@backstage-static-<act>-<n>`).
+    name: String,
+    /// `^/static/(.*)$`, metacharacters escaped.
+    regex: String,
+    /// `/abs/previous/staticfiles/$1`.
+    target: String,
 }
 
 #[derive(Serialize)]
@@ -602,10 +615,34 @@ fn render_site(
                     if !dir.ends_with('/') {
                         dir.push('/');
                     }
+                    let fallback = act.fallback_root.as_ref().and_then(|previous| {
+                        let rel = Path::new(dir.as_str())
+                            .strip_prefix(act.root.as_path())
+                            .ok()?;
+                        let mut regex = String::from("^");
+                        for c in prefix.as_str().chars() {
+                            if matches!(c, '.' | '*' | '+') {
+                                regex.push('\\');
+                            }
+                            regex.push(c);
+                        }
+                        regex.push_str("(.*)$");
+                        let mut target = previous.as_path().join(rel).display().to_string();
+                        if !target.ends_with('/') {
+                            target.push('/');
+                        }
+                        target.push_str("$1");
+                        Some(StaticFallback {
+                            name: format!("@backstage-static-{act_name}-{}", statics.len()),
+                            regex,
+                            target,
+                        })
+                    });
                     statics.push(StaticCtx {
                         act: act_name.as_str(),
                         prefix: prefix.as_str(),
                         dir,
+                        fallback,
                     });
                 }
             }

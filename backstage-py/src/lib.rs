@@ -345,6 +345,65 @@ impl Production {
         Ok(manage::ApplyReport::from(&report.apply))
     }
 
+    /// Builds a release of each of `acts` (every Act when `None`), runs its release phase and
+    /// switches every Sess of the Act to it blue/green; returns the releases now live. A
+    /// failing release phase or health check switches nothing (`ApplyError`).
+    #[pyo3(signature = (acts = None, *, r#ref = None, health_timeout = 30.0))]
+    fn deploy(
+        &self,
+        py: Python<'_>,
+        acts: Option<Vec<String>>,
+        r#ref: Option<String>,
+        health_timeout: f64,
+    ) -> PyResult<Vec<manage::Release>> {
+        let production = self.valid(py)?;
+        let options = manager::DeployOptions {
+            apply: apply_options(health_timeout)?,
+            reference: r#ref,
+        };
+        let acts = acts.unwrap_or_default();
+        let report = py
+            .detach(|| manager::deploy(production, &acts, &options, &mut |_| ()))
+            .map_err(|e| errors::manager_error(py, e, true))?;
+        Ok(report.acts.iter().map(manage::Release::from).collect())
+    }
+
+    /// The kept releases of `act` (of every Act when `None`), oldest first.
+    #[pyo3(signature = (act = None))]
+    // pyo3 hands arguments over owned (abi3 for Python 3.9 has no borrowed `str`).
+    #[allow(clippy::needless_pass_by_value)]
+    fn releases(&self, py: Python<'_>, act: Option<String>) -> PyResult<Vec<manage::Release>> {
+        let production = self.valid(py)?;
+        let list = py
+            .detach(|| manager::releases(production, act.as_deref()))
+            .map_err(|e| errors::manager_error(py, e, false))?;
+        Ok(list.into_iter().map(manage::Release::from).collect())
+    }
+
+    /// Switches `act` back to the kept release `to` (default: the one before the live one),
+    /// blue/green, with no release phase (migrations are not reversed); returns it.
+    #[pyo3(signature = (act, *, to = None, health_timeout = 30.0))]
+    // pyo3 hands arguments over owned (abi3 for Python 3.9 has no borrowed `str`).
+    #[allow(clippy::needless_pass_by_value)]
+    fn rollback(
+        &self,
+        py: Python<'_>,
+        act: String,
+        to: Option<String>,
+        health_timeout: f64,
+    ) -> PyResult<manage::Release> {
+        let production = self.valid(py)?;
+        let options = apply_options(health_timeout)?;
+        let report = py
+            .detach(|| manager::rollback(production, &act, to.as_deref(), &options, &mut |_| ()))
+            .map_err(|e| errors::manager_error(py, e, true))?;
+        report
+            .acts
+            .first()
+            .map(manage::Release::from)
+            .ok_or_else(|| pyo3::exceptions::PyRuntimeError::new_err("rollback switched nothing"))
+    }
+
     /// User mode: stops nginx and the Emperor (and with it every Sess).
     fn down(&self, py: Python<'_>) -> PyResult<()> {
         let production = self.valid(py)?;
@@ -414,6 +473,7 @@ fn _backstage(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<manage::SessStatus>()?;
     m.add_class::<manage::GigStatus>()?;
     m.add_class::<manage::Response>()?;
+    m.add_class::<manage::Release>()?;
     m.add_function(wrap_pyfunction!(run_cli, m)?)?;
     m.add_function(wrap_pyfunction!(manage::request, m)?)?;
     Ok(())

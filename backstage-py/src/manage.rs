@@ -305,3 +305,66 @@ pub(crate) fn seconds(name: &str, value: f64) -> PyResult<Duration> {
             ))
         })
 }
+
+/// One kept release of an Act (`Production.releases()`, and what `deploy()`/`rollback()` made
+/// live).
+// `release_phase` is the name `releases --json` uses.
+#[allow(clippy::struct_field_names)]
+#[pyclass(frozen, module = "backstage", get_all)]
+#[derive(Debug, Clone)]
+pub struct Release {
+    /// The Act.
+    act: String,
+    /// Its id: `<UTC time>-<short revision>`.
+    id: String,
+    /// The git commit, or the content hash of a plain directory.
+    revision: String,
+    /// When it was built (RFC 3339, UTC).
+    created: String,
+    /// Whether it is the Act's live release.
+    live: bool,
+    /// `"ok"`, `"failed"` or `"skipped"` (no release commands).
+    release_phase: String,
+}
+
+#[pymethods]
+impl Release {
+    fn __repr__(&self) -> String {
+        format!(
+            "<Release {}:{}{}>",
+            self.act,
+            self.id,
+            if self.live { " live" } else { "" }
+        )
+    }
+}
+
+fn phase_word(phase: manager::releases::Phase) -> String {
+    phase.as_str().to_owned()
+}
+
+impl From<manager::ReleaseInfo> for Release {
+    fn from(r: manager::ReleaseInfo) -> Self {
+        Release {
+            release_phase: phase_word(r.release_phase),
+            act: r.act,
+            id: r.id,
+            revision: r.revision,
+            created: r.created,
+            live: r.live,
+        }
+    }
+}
+
+impl From<&manager::Switched> for Release {
+    fn from(s: &manager::Switched) -> Self {
+        Release {
+            act: s.act.clone(),
+            id: s.release.id.clone(),
+            revision: s.release.revision.clone(),
+            created: s.release.created.clone(),
+            live: true,
+            release_phase: phase_word(s.release.release_phase),
+        }
+    }
+}

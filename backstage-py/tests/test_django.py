@@ -252,7 +252,20 @@ def test_manage_py_help_lists_the_verbs(jazzclub_copy: Path) -> None:
     done = manage(jazzclub_copy, "backstage", "--help")
     assert done.returncode == 0, done.stderr
     verbs = re.findall(r"^    (\w+) +\w", done.stdout, re.MULTILINE)
-    assert verbs == ["check", "init", "plan", "apply", "up", "down", "status", "render"]
+    assert verbs == [
+        "check",
+        "init",
+        "plan",
+        "apply",
+        "up",
+        "down",
+        "status",
+        "render",
+        "deploy",
+        "releases",
+        "rollback",
+        "run",
+    ]
 
 
 def test_manage_py_usage_error_exits_2(jazzclub_copy: Path) -> None:
@@ -316,3 +329,12 @@ def test_manager_verbs_fail_with_command_error(short_tmp: Path) -> None:
     for verb in ("plan", "status", "apply"):
         with pytest.raises(CommandError, match="invalid"):
             run(verb, "-f", str(bad))
+
+
+def test_manage_py_backstage_releases_and_run(jazzclub_copy: Path) -> None:
+    done = manage(jazzclub_copy, "backstage", "releases", "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"releases": []}
+    done = manage(jazzclub_copy, "backstage", "run", "club", "--", "true")
+    assert done.returncode == 1
+    assert "has no live release yet" in done.stderr, done.stderr

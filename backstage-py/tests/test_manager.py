@@ -200,19 +200,36 @@ def test_the_example_production_goes_up_and_down(example_copy: Path) -> None:
         text = example_copy.read_text(encoding="utf-8")
         broken = text.replace(
             '[sess.club-late]\nact = "club"',
-            '[acts.broken]\nroot = "club"\nwsgi = "club.wsgi:application"\n'
-            'settings = "club.nosuchsettings"\n\n[sess.club-late]\nact = "broken"',
+            '[acts.broken]\nroot = "club"\nwsgi = "club.nosuchwsgi:application"\n'
+            '\n[sess.club-late]\nact = "broken"',
         )
         assert broken != text
         example_copy.write_text(broken, encoding="utf-8")
         with pytest.raises(ApplyError) as failed:
             Production.load(example_copy).apply(health_timeout=20.0)
         assert failed.value.sess == "club-late"
-        assert any("nosuchsettings" in line for line in failed.value.log_tail), failed.value
+        assert any("nosuchwsgi" in line for line in failed.value.log_tail), failed.value
         example_copy.write_text(text, encoding="utf-8")
         assert production.plan() == []
         who = backstage.request(str(sockets[0]), "/whoami", headers={"Host": "jazz.localhost"})
         assert who.status == 200, who.body
+
+        # releases: `up` built the first; a deploy ships an edit, a rollback takes it back
+        first = production.releases()
+        assert [(r.act, r.live, r.release_phase) for r in first] == [("club", True, "ok")]
+        assert production.deploy() == [], "nothing changed: nothing to deploy"
+        home = example_copy.parent / "club" / "music" / "templates" / "music" / "home.html"
+        home.write_text(home.read_text().replace("<h1>", "<h1>Encore: "), encoding="utf-8")
+        (second,) = production.deploy(["club"])
+        assert (second.act, second.live, second.release_phase) == ("club", True, "ok")
+        assert second.id != first[0].id
+        page = backstage.request(str(sockets[0]), "/", headers={"Host": "jazz.localhost"})
+        assert b"Encore: " in page.body
+        back = production.rollback("club")
+        assert back.id == first[0].id
+        assert [r.live for r in production.releases("club")] == [True, False]
+        with pytest.raises(ApplyError, match="no Act `nope`"):
+            production.rollback("nope")
 
     finally:
         production.down()

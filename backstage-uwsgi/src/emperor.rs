@@ -313,12 +313,22 @@ pub fn log_tail(path: &Path, n: usize) -> Vec<String> {
     let text = String::from_utf8_lossy(&buf);
     let lines: Vec<&str> = text
         .lines()
-        .filter(|l| !l.trim().is_empty() && !is_request_log(l))
+        .filter(|l| !l.trim().is_empty() && !is_request_log(l) && !is_write_noise(l))
         .collect();
     lines[lines.len().saturating_sub(n)..]
         .iter()
         .map(|l| (*l).to_owned())
         .collect()
+}
+
+/// Whether a log line is uWSGI complaining that a client hung up before its answer was
+/// written (a health checker that stops reading does that): noise next to a real failure.
+fn is_write_noise(line: &str) -> bool {
+    line.contains("SIGPIPE: writing to a closed pipe/socket/fd")
+        || line.contains("uwsgi_response_write_body_do()")
+        || line.contains("uwsgi_response_writev_headers_and_body_do()")
+        || line.contains("IOError: write error")
+        || line.contains("OSError: write error")
 }
 
 /// Whether a log line is uWSGI's request log (`[pid: 12|app: 0|req: 3/9] 127.0.0.1 () {…} GET /

@@ -2,8 +2,8 @@
 //!
 //! Creates the Stage's virtualenv when missing, installs uWSGI and the requirements of every
 //! Act playing on the Stage (only when they changed since the last install: the exact inputs
-//! are kept in a stamp file under the state dir), and runs `collectstatic` for the Acts that
-//! declare `static`. Progress goes to a callback; a failing command's error carries the tail of
+//! are kept in a stamp file under the state dir); [`collect_static`] runs `collectstatic` for
+//! an Act that declares `static` (the Act Manager runs it in each new release). Progress goes to a callback; a failing command's error carries the tail of
 //! its own standard error.
 
 use std::collections::BTreeSet;
@@ -112,25 +112,32 @@ pub fn build_stage(
         std::fs::create_dir_all(dir).map_err(io_err("create directory", dir))?;
         std::fs::write(&stamp_path, stamp).map_err(io_err("write", &stamp_path))?;
     }
-
-    for name in acts {
-        let act = &production.acts[name];
-        if act.static_dirs.is_empty() {
-            continue;
-        }
-        progress(Progress::Step(format!("collectstatic for act `{name}`")));
-        run(collectstatic(name, act, &python)?, progress)?;
-    }
     Ok(())
+}
+
+/// Runs `collectstatic` for Act `name` with the Stage's Python `python` in the Act's root (a
+/// release, for the Act Manager), when the Act declares `static`.
+pub fn collect_static(
+    name: &Slug,
+    act: &Act,
+    python: &Path,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<(), Error> {
+    if act.static_dirs.is_empty() {
+        return Ok(());
+    }
+    progress(Progress::Step(format!("collectstatic for act `{name}`")));
+    run(collectstatic(name, act, python)?, progress)
 }
 
 /// The exact inputs of an install: the interpreter, uWSGI's requirement, and the name and
 /// content of each requirements file. Equal stamps mean nothing to install.
 fn install_stamp(python: &Path, requirements: &[PathBuf]) -> Result<String, Error> {
     let mut stamp = format!("python {}\n{UWSGI_REQUIREMENT}\n", python.display());
+    // The content only: each release has its own copy of the same file.
     for r in requirements {
         let text = std::fs::read_to_string(r).map_err(io_err("read", r))?;
-        let _ = write!(stamp, "--- {}\n{text}\n", r.display());
+        let _ = write!(stamp, "---\n{text}\n");
     }
     Ok(stamp)
 }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use backstage_core::Manifest;
 use backstage_uwsgi::Error;
-use backstage_uwsgi::stage_set::{Progress, build_stage};
+use backstage_uwsgi::stage_set::{Progress, build_stage, collect_static};
 use support::copy_tree;
 
 /// One slow test on purpose: it creates a virtualenv and installs uWSGI and Django into it
@@ -47,6 +47,14 @@ stage = "local"
 
     let mut seen = Vec::new();
     build_stage(&production, &stage, &mut |p| seen.push(p)).unwrap();
+    let club = "club".parse().unwrap();
+    collect_static(
+        &club,
+        &production.acts[&club],
+        &root.join("venv/bin/python"),
+        &mut |p| seen.push(p),
+    )
+    .unwrap();
     assert!(root.join("venv/bin/uwsgi").exists());
     assert!(root.join("club/staticfiles/music/style.css").exists());
     let steps: Vec<&String> = seen

@@ -7,7 +7,8 @@
 Reading a manifest never raises for an invalid one: `Production.check()` raises
 `ValidationError` (a `ValueError`) carrying every `Problem`, and `Production.problems()`
 lists them. `plan()`, `render()`, `apply()`, `up()`, `down()` and `status()` manage it
-(returning `Change`, `ApplyReport` and `Status` objects; failures raise `ApplyError`), and
+(returning `Change`, `ApplyReport` and `Status` objects; failures raise `ApplyError`);
+`deploy()`, `releases()` and `rollback()` ship code as `Release`s; and
 `request()` speaks uwsgi straight to a Sess. Add `"backstage"` to Django's `INSTALLED_APPS` for `python manage.py backstage`.
 Importing this package does not import Django.
 """
@@ -18,6 +19,7 @@ from backstage._backstage import (
     GigStatus,
     Problem,
     Production,
+    Release,
     Response,
     SessStatus,
     Status,
@@ -35,6 +37,7 @@ __all__ = [
     "Problem",
     "Production",
     "ProtocolError",
+    "Release",
     "Response",
     "SessStatus",
     "Status",

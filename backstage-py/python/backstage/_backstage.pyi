@@ -11,6 +11,7 @@ __all__ = [
     "GigStatus",
     "Problem",
     "Production",
+    "Release",
     "Response",
     "SessStatus",
     "Status",
@@ -58,6 +59,23 @@ class Change:
     def reason(self) -> str: ...
     def __eq__(self, other: object, /) -> bool: ...
     __hash__: None  # type: ignore[assignment]
+
+@final
+class Release:
+    """One kept release of an Act: an immutable snapshot of its code."""
+
+    @property
+    def act(self) -> str: ...
+    @property
+    def id(self) -> str: ...
+    @property
+    def revision(self) -> str: ...
+    @property
+    def created(self) -> str: ...
+    @property
+    def live(self) -> bool: ...
+    @property
+    def release_phase(self) -> str: ...
 
 @final
 class ApplyReport:
@@ -172,6 +190,17 @@ class Production:
     def up(self, *, health_timeout: float = 30.0) -> ApplyReport: ...
     def down(self) -> None: ...
     def status(self) -> Status: ...
+    def deploy(
+        self,
+        acts: Optional[list[str]] = None,
+        *,
+        ref: Optional[str] = None,
+        health_timeout: float = 30.0,
+    ) -> list[Release]: ...
+    def releases(self, act: Optional[str] = None) -> list[Release]: ...
+    def rollback(
+        self, act: str, *, to: Optional[str] = None, health_timeout: float = 30.0
+    ) -> Release: ...
 
 def request(
     target: str,

@@ -1,9 +1,10 @@
 """
 Django settings for the jazzclub example (created with `django-admin startproject club`).
 
-Kept deliberately small: no database, so the example runs with nothing but Django installed.
-Values that differ between a laptop and a server come from the environment, which Backstage
-sets from the Act's `env` table in `backstage.toml`.
+Kept small: a sqlite database (a `shared` file in `backstage.toml`, so it outlives every
+release; `migrate` runs in each deploy's release phase), the admin, and the example's `music`
+app. Values that differ between a laptop and a server come from the environment, which
+Backstage sets from the Act's `env` table in `backstage.toml`.
 """
 
 import os
@@ -26,14 +27,22 @@ CSRF_TRUSTED_ORIGINS = [
 ]
 
 INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
     "django.contrib.staticfiles",
     "music",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
@@ -44,13 +53,26 @@ TEMPLATES = [
         "BACKEND": "django.template.backends.django.DjangoTemplates",
         "DIRS": [],
         "APP_DIRS": True,
-        "OPTIONS": {"context_processors": ["django.template.context_processors.request"]},
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
     },
 ]
 
 WSGI_APPLICATION = "club.wsgi.application"
 
-DATABASES = {}
+# `db.sqlite3` is `shared` in backstage.toml: each release links it to the one kept copy.
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": BASE_DIR / "db.sqlite3",
+    }
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

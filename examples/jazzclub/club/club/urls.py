@@ -1,5 +1,6 @@
 """URL configuration for the jazzclub example."""
 
+from django.contrib import admin
 from django.urls import path
 
 from music import views
@@ -9,4 +10,6 @@ urlpatterns = [
     path("whoami", views.whoami, name="whoami"),
     path("echo", views.echo, name="echo"),
     path("note", views.note, name="note"),
+    path("tunes", views.tunes, name="tunes"),
+    path("admin/", admin.site.urls),
 ]

@@ -1,18 +1,30 @@
-"""Views of the jazzclub example: a home page, and two small endpoints the tests use."""
+"""Views of the jazzclub example: a home page, the tunes from the database, and small
+endpoints the tests use."""
 
 import hashlib
 import os
 
+from django.db import models
 from django.http import HttpResponse, JsonResponse
 from django.middleware.csrf import get_token
 from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
 
-SETLIST = ["So What", "Blue in Green", "All Blues", "Freddie Freeloader"]
+from music.models import Tune
 
 
 def home(request):
-    return render(request, "music/home.html", {"setlist": SETLIST})
+    return render(request, "music/home.html", {"setlist": Tune.objects.all()})
+
+
+@csrf_exempt
+def tunes(request):
+    """GET: every tune and its request count, from the database. POST `title=...`: one more
+    request for that tune (created when new)."""
+    if request.method == "POST":
+        tune, _ = Tune.objects.get_or_create(title=request.POST.get("title", "")[:200])
+        Tune.objects.filter(pk=tune.pk).update(requests=models.F("requests") + 1)
+    return JsonResponse({"tunes": {t.title: t.requests for t in Tune.objects.all()}})
 
 
 def whoami(request):

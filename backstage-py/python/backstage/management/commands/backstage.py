@@ -2,8 +2,9 @@
 
 Verbs: `check` (validate the manifest, report every problem), `init` (write a first
 `backstage.toml` derived from the running settings), `plan`, `apply`, `up`, `down`, `status`
-and `render --out DIR` (the Production Manager, as `backstage` on the command line). Without `-f`, the manifest is
-`backstage.toml` beside `manage.py` or in its nearest parent directory.
+and `render --out DIR` (the Production Manager), `deploy`, `releases`, `rollback` and
+`run ACT -- COMMAND` (the Act Manager), as `backstage` does on the command line. Without
+`-f`, the manifest is `backstage.toml` beside `manage.py` or in its nearest parent directory.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from backstage import ApplyReport, BackstageError, Change, Production, Status
+from backstage import ApplyReport, BackstageError, Change, Production, Release, Status
 from backstage._derive import manifest_from_settings
 
 
@@ -26,7 +27,8 @@ class Command(BaseCommand):
     help = (
         "Backstage: put this Django project live on uWSGI and nginx. "
         "`init` writes a first backstage.toml from these settings; `check` validates it; "
-        "`plan`, `apply`, `up`, `down`, `status` and `render` manage it."
+        "`plan`, `apply`, `up`, `down`, `status` and `render` manage it; `deploy`, "
+        "`releases`, `rollback` and `run` ship code."
     )
     # Backstage reads its own manifest; Django's system checks have no say in it.
     requires_system_checks: list[str] = []
@@ -78,6 +80,23 @@ class Command(BaseCommand):
             if has_json:
                 sub.add_argument(
                     "--json", action="store_true", help="print one JSON document"
+                )
+            if verb == "deploy":
+                sub.add_argument("acts", nargs="*", metavar="ACT", help="the Acts [default: all]")
+                sub.add_argument(
+                    "--ref", metavar="REF", help="the git ref to deploy [default: HEAD]"
+                )
+            if verb == "releases":
+                sub.add_argument("act", nargs="?", metavar="ACT", help="only this Act's")
+            if verb == "rollback":
+                sub.add_argument("act", metavar="ACT", help="the Act to roll back")
+                sub.add_argument(
+                    "--to", metavar="ID", help="the release [default: the one before the live one]"
+                )
+            if verb == "run":
+                sub.add_argument("act", metavar="ACT", help="the Act whose live release it runs in")
+                sub.add_argument(
+                    "command", nargs="+", metavar="COMMAND", help="the command, after `--`"
                 )
             if verb == "render":
                 sub.add_argument(
@@ -145,6 +164,41 @@ class Command(BaseCommand):
         elif verb == "render":
             for path in production.render(options["out"]):
                 self.stdout.write(str(path))
+        elif verb in ("deploy", "rollback"):
+            if verb == "deploy":
+                done = production.deploy(options["acts"] or None, ref=options["ref"])
+            else:
+                done = [production.rollback(options["act"], to=options["to"])]
+            if as_json:
+                self.stdout.write(json.dumps({"releases": [_release(r) for r in done]}))
+            else:
+                for r in done:
+                    self.stdout.write(
+                        self.style.SUCCESS(f"{verb}: Act `{r.act}` runs release {r.id}")
+                    )
+                if not done:
+                    self.stdout.write("nothing to deploy: every Act runs its committed code")
+                if verb == "rollback":
+                    self.stdout.write("note: migrations are not reversed")
+        elif verb == "releases":
+            listed = production.releases(options["act"])
+            if as_json:
+                self.stdout.write(json.dumps({"releases": [_release(r) for r in listed]}))
+            else:
+                for r in listed:
+                    mark = "*" if r.live else " "
+                    self.stdout.write(
+                        f"{mark} {r.act} {r.id} {r.revision[:12]} {r.created} "
+                        f"release phase: {r.release_phase}"
+                    )
+        elif verb == "run":
+            # The CLI runs it (environment, account, exit code), as `backstage run` does.
+            from backstage._backstage import run_cli
+
+            argv = ["backstage", "run", "-f", str(production.path), options["act"], "--"]
+            code = run_cli([*argv, *options["command"]])
+            if code:
+                raise CommandError(f"the command exited with {code}", returncode=code)
 
     def check_manifest(self, file: str | None, *, as_json: bool) -> None:
         try:
@@ -207,6 +261,17 @@ class Command(BaseCommand):
         )
 
 
+def _release(r: Release) -> dict[str, Any]:
+    return {
+        "act": r.act,
+        "id": r.id,
+        "revision": r.revision,
+        "created": r.created,
+        "live": r.live,
+        "release_phase": r.release_phase,
+    }
+
+
 _MANAGER_VERBS = [
     (
         "plan",
@@ -243,6 +308,34 @@ _MANAGER_VERBS = [
         "render",
         "write the files apply would write into a directory, for review",
         "Render every vassal and nginx file under --out DIR; live files are not touched.",
+        False,
+    ),
+    (
+        "deploy",
+        "ship the committed code: build a release, run its release phase, switch blue/green",
+        "Build a release of each Act (the committed HEAD of a git work tree, or a snapshot), "
+        "run collectstatic, Django's check and the Act's release commands in it, then switch "
+        "every Sess to it; any failure switches nothing.",
+        True,
+    ),
+    (
+        "releases",
+        "the kept releases, the live one marked",
+        "List each Act's kept releases: id, revision, time, release phase; * marks the live one.",
+        True,
+    ),
+    (
+        "rollback",
+        "back to a kept release, blue/green (migrations are not reversed)",
+        "Switch an Act back to a kept release (default: the one before the live one) with no "
+        "rebuild and no release phase.",
+        True,
+    ),
+    (
+        "run",
+        "a one-off command in an Act's live release and environment",
+        "Run COMMAND in the Act's live release with its environment (system mode: as its Sess' "
+        "account); its exit code is passed through.",
         False,
     ),
 ]

@@ -1,0 +1,5 @@
+from django.contrib import admin
+
+from music.models import Tune
+
+admin.site.register(Tune)
