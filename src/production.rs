@@ -276,8 +276,25 @@ pub(crate) fn status(args: &JsonArgs) -> ExitCode {
                 .iter()
                 .map(|s| s.name.len())
                 .chain(status.gigs.iter().map(|g| g.name.len()))
+                .chain(status.acts.iter().map(|a| a.name.len()))
                 .max()
                 .unwrap_or(4);
+            outln!(
+                "{:<w$}  {:<26}  {:<12}  DEPLOYED",
+                "ACT",
+                "RELEASE",
+                "REVISION"
+            );
+            for a in &status.acts {
+                outln!(
+                    "{:<w$}  {:<26}  {:<12}  {}",
+                    a.name,
+                    a.release.as_deref().unwrap_or("-"),
+                    a.revision.as_deref().map_or("-", |r| &r[..r.len().min(12)]),
+                    a.deployed_at.as_deref().unwrap_or("-")
+                );
+            }
+            outln!();
             outln!(
                 "{:<w$}  {:<8}  {:>7}  {:>9}  {:>9}",
                 "SESS",

@@ -26,8 +26,9 @@ enum SessAction {
     Start(SessTarget),
     /// Remove the Sess' vassal file; the Emperor stops it. Waits until its processes are gone.
     Stop(SessTarget),
-    /// Move the vassal file's mtime (rewriting it if the manifest changed); the Emperor
-    /// gracefully reloads the Sess. Waits until new workers serve.
+    /// Restart the Sess on its live release the blue/green way: a new copy starts beside the
+    /// running one and must answer its health check before it takes the traffic; the old one
+    /// drains and stops. (A Sess on a TCP address is reloaded in place, gracefully.)
     Reload(SessTarget),
 }
 
@@ -108,6 +109,21 @@ fn act(
                 return Ok(not_running_note());
             }
             Ok(report(name, &sm.wait_running(name, true, WAIT)?))
+        }
+        SessAction::Reload(_) if emperor_running => {
+            // Blue/green: a new copy on the live release answers before it takes over.
+            match crate::manager::restart(
+                production,
+                name,
+                &crate::manager::ApplyOptions::default(),
+                &mut crate::production::show,
+            ) {
+                Ok(_) => Ok(report(name, &sm.state(name, true)?)),
+                Err(e) => {
+                    errln!("error: {}", error_chain(&e));
+                    Ok(ExitCode::FAILURE)
+                }
+            }
         }
         SessAction::Reload(_) => {
             let before = pids(&sm.state(name, emperor_running)?);

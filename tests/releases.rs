@@ -212,6 +212,28 @@ fn a_deploy_ships_committed_code_and_migrations_with_no_failed_request_and_rolls
     );
     assert_eq!(list[1]["release_phase"], "ok");
     assert_settled(&club, "after the deploy");
+    let status: serde_json::Value =
+        serde_json::from_str(&ok(&club.run(&["status", "--json"]))).unwrap();
+    assert_eq!(status["acts"][0]["name"], "club", "{status}");
+    assert_eq!(status["acts"][0]["release"], list[1]["id"], "{status}");
+    assert_eq!(
+        status["acts"][0]["revision"], list[1]["revision"],
+        "{status}"
+    );
+    assert!(
+        status["acts"][0]["deployed_at"]
+            .as_str()
+            .unwrap()
+            .ends_with('Z')
+    );
+    assert!(
+        status["sess"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["release"] == list[1]["id"]),
+        "{status}"
+    );
 
     // One-off commands run in the live release, their exit code passed through.
     let out = ok(&club.run(&[

@@ -1280,6 +1280,7 @@ fn sess_section(
                 gid: gid?,
                 extra: extra?,
             },
+            restarts: 0,
         },
         socket: socket?,
         socket_span,

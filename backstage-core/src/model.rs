@@ -243,6 +243,10 @@ pub struct Sess {
     pub socket: SessSocket,
     /// uWSGI tuning.
     pub tuning: Tuning,
+    /// How often `backstage sess reload` has restarted it (never in the manifest: the Act
+    /// Manager keeps it in the state dir). Part of its vassal, so a restart is a new copy that
+    /// must answer before it replaces the running one.
+    pub restarts: u32,
 }
 
 /// Validated uWSGI tuning of a Sess.

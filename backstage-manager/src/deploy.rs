@@ -86,10 +86,31 @@ pub fn store_of(production: &Production, act: &Slug) -> ReleaseStore {
     ReleaseStore::new(production.layout.state_dir.as_path(), act.as_str())
 }
 
-/// The Production with every Act that has a live release running from it; `None` when no
-/// Act has one (the manifest as written is what runs).
+/// Where `sess reload` counts its restarts.
+fn restarts_file(production: &Production) -> PathBuf {
+    production.layout.state_dir.as_path().join("restarts.json")
+}
+
+fn read_restarts(production: &Production) -> BTreeMap<String, u32> {
+    fs::read(restarts_file(production))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
+}
+
+/// The Production with every Act that has a live release running from it, and every Sess
+/// with its restart count; `None` when there is neither (the manifest as written is what
+/// runs).
 pub fn on_live_releases(production: &Production) -> Option<Production> {
     let mut out: Option<Production> = None;
+    for (sess, n) in read_restarts(production) {
+        if let Some(key) = production.sess.keys().find(|k| k.as_str() == sess) {
+            let p = out.get_or_insert_with(|| production.clone());
+            if let Some(s) = p.sess.get_mut(key) {
+                s.restarts = n;
+            }
+        }
+    }
     for (name, act) in &production.acts {
         let store = store_of(production, name);
         let Some(live) = store.live() else {
@@ -628,4 +649,50 @@ pub fn rollback(
         apply,
         progress,
     )
+}
+
+/// `backstage sess reload NAME`: restarts a Sess on its live release the blue/green way: a new
+/// copy starts beside the running one and must answer before it takes the traffic (a Sess on a
+/// TCP address, which two copies cannot share, is reloaded in place and waited for).
+pub fn restart(
+    production: &Production,
+    sess: &str,
+    options: &ApplyOptions,
+    progress: &mut dyn FnMut(Event),
+) -> Result<ApplyReport, ManagerError> {
+    let (resolved, host) = resolve(production, &options.nginx)?;
+    let host = host.as_ref();
+    let name = backstage_uwsgi::vassal::find_sess(production, sess)?
+        .0
+        .clone();
+    if let Some(host) = host {
+        host.preflight(&resolved)?;
+        host.ensure_dirs(&resolved)?;
+    }
+    let _lock = take_lock(&resolved, options.lock_wait, progress)?;
+    let resolved = fresh(production, &resolved, host, &options.nginx, progress)?;
+    let mut counts = read_restarts(&resolved);
+    let n = {
+        let n = counts.entry(name.to_string()).or_insert(0);
+        *n += 1;
+        *n
+    };
+    let mut target = resolved.into_owned();
+    if let Some(s) = target.sess.get_mut(&name) {
+        s.restarts = n;
+    }
+    let file = restarts_file(&target);
+    let json = serde_json::to_vec(&counts).expect("counts serialize");
+    let tmp = file.with_extension(format!("json.{}", std::process::id()));
+    fs::write(&tmp, json)
+        .and_then(|()| fs::rename(&tmp, &file))
+        .map_err(|source| ManagerError::Io {
+            action: "write",
+            path: file.clone(),
+            source,
+        })?;
+    progress(Event::Step(format!(
+        "restarting Sess `{name}` (restart {n})"
+    )));
+    apply_locked(&target, host, options, &[], progress)
 }

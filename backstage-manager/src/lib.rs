@@ -46,7 +46,7 @@ pub use apply::*;
 use deploy::first_releases;
 pub use deploy::{
     DeployOptions, DeployReport, ReleaseInfo, Switched, command_in_release, deploy,
-    on_live_releases, releases, rollback, store_of,
+    on_live_releases, releases, restart, rollback, store_of,
 };
 pub use doctor::{Diagnosis, Finding, doctor};
 pub use error::*;

@@ -268,6 +268,11 @@ impl ReleaseStore {
         Ok(out)
     }
 
+    /// The `current` link (its mtime: when the live release went live).
+    pub fn current_link(&self) -> PathBuf {
+        self.dir.join(CURRENT)
+    }
+
     /// The live release's id, when one is live (and still kept).
     pub fn live(&self) -> Option<String> {
         self.link_target(CURRENT)

@@ -133,10 +133,42 @@ pub(super) async fn http_status(
 /// Every Sess' state and every Gig's answer through nginx.
 #[derive(Debug, Clone, Serialize)]
 pub struct Status {
+    /// One entry per Act: its live release.
+    pub acts: Vec<ActStatus>,
     /// One entry per Sess.
     pub sess: Vec<SessStatus>,
     /// One entry per Gig.
     pub gigs: Vec<GigStatus>,
+}
+
+/// An Act in `status`: the release it runs.
+#[derive(Debug, Clone, Serialize)]
+pub struct ActStatus {
+    /// Its name.
+    pub name: String,
+    /// Its live release's id; `null` before its first release.
+    pub release: Option<String>,
+    /// The live release's git commit or content hash.
+    pub revision: Option<String>,
+    /// When the live release went live (RFC 3339, UTC).
+    pub deployed_at: Option<String>,
+}
+
+fn act_status(production: &Production, name: &Slug) -> ActStatus {
+    let store = store_of(production, name);
+    let live = store.live().and_then(|id| store.get(&id).ok());
+    let deployed_at = live.as_ref().and(
+        fs::symlink_metadata(store.current_link())
+            .and_then(|m| m.modified())
+            .ok()
+            .map(|t| humantime::format_rfc3339_seconds(t).to_string()),
+    );
+    ActStatus {
+        name: name.to_string(),
+        release: live.as_ref().map(|r| r.id.clone()),
+        revision: live.map(|r| r.revision),
+        deployed_at,
+    }
 }
 
 impl Status {
@@ -170,6 +202,8 @@ pub struct SessStatus {
     pub requests: u64,
     /// Resident memory of its workers.
     pub rss_bytes: u64,
+    /// The release its Act runs (`null` before the first).
+    pub release: Option<String>,
     /// Why it failed, when it did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
@@ -232,10 +266,22 @@ pub fn status(production: &Production) -> Result<Status, ManagerError> {
                 (url, answer)
             }));
         }
+        let acts: Vec<ActStatus> = production
+            .acts
+            .keys()
+            .map(|a| act_status(production, a))
+            .collect();
         let mut sess = Vec::new();
         for t in sess_tasks {
             let (name, state) = t.await.expect("status task");
-            sess.push(sess_status(name, state?));
+            let mut s = sess_status(name, state?);
+            s.release = production
+                .sess
+                .iter()
+                .find(|(k, _)| k.as_str() == s.name)
+                .and_then(|(_, v)| acts.iter().find(|a| a.name == v.act.as_str()))
+                .and_then(|a| a.release.clone());
+            sess.push(s);
         }
         let mut gigs = Vec::new();
         for t in gig_tasks {
@@ -251,7 +297,7 @@ pub fn status(production: &Production) -> Result<Status, ManagerError> {
                 error,
             });
         }
-        Ok(Status { sess, gigs })
+        Ok(Status { acts, sess, gigs })
     })
 }
 
@@ -262,6 +308,7 @@ pub(super) fn sess_status(name: String, state: SessState) -> SessStatus {
         workers: 0,
         requests: 0,
         rss_bytes: 0,
+        release: None,
         reason: None,
         log_tail: Vec::new(),
     };

@@ -84,6 +84,10 @@ fn render_content(production: &Production, instance: &SessInstance) -> Result<St
         needs_placeholder: false,
     };
     w.set("strict", "true")?;
+    if sess.restarts > 0 {
+        // `backstage sess reload`: a new copy, started beside the running one.
+        let _ = writeln!(w.body, "# restart {}", sess.restarts);
+    }
     // A plugin build (Debian's uwsgi-core) knows no Python option until its plugin is loaded;
     // `need-plugin` makes a missing plugin fatal, with uWSGI's own message in the log.
     for plugin in production.uwsgi_plugins.iter().flatten() {
