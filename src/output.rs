@@ -28,6 +28,21 @@ pub(crate) fn out_line(args: fmt::Arguments<'_>) {
     stdout_result(result);
 }
 
+/// Writes many lines to stdout as [`out_line`] would each, in one write (`render` lists
+/// thousands of files).
+pub(crate) fn out_lines<T: fmt::Display>(lines: impl IntoIterator<Item = T>) {
+    use std::fmt::Write as _;
+    let mut text = String::new();
+    for line in lines {
+        let _ = writeln!(text, "{line}");
+    }
+    let result = {
+        let mut out = io::stdout().lock();
+        out.write_all(text.as_bytes()).and_then(|()| out.flush())
+    };
+    stdout_result(result);
+}
+
 /// What to do with the result of a write to stdout: nothing for a closed pipe, else remember
 /// the failure and say so once.
 pub(crate) fn stdout_result(result: io::Result<()>) {

@@ -86,31 +86,31 @@ pub fn render_path(production: &Production, out: &Path, file: &Path) -> PathBuf 
 
 /// Writes every file the Production implies below `out`, touching nothing live.
 pub fn render_into(production: &Production, out: &Path) -> Result<Vec<PathBuf>, ManagerError> {
+    use rayon::prelude::*;
     let (production, _host) = resolve(production, &NginxBinary::from_env())?;
     let production = production.as_ref();
-    let mut written = Vec::new();
-    // Thousands of files share a handful of directories: create each once.
-    let mut made: BTreeSet<PathBuf> = BTreeSet::new();
-    for f in desired(production)? {
-        let target = render_path(production, out, &f.path);
-        if let Some(dir) = target.parent()
-            && !made.contains(dir)
-        {
-            fs::create_dir_all(dir).map_err(|source| ManagerError::Io {
-                action: "create",
-                path: dir.to_owned(),
-                source,
-            })?;
-            made.insert(dir.to_owned());
-        }
-        fs::write(&target, f.content.as_bytes()).map_err(|source| ManagerError::Io {
+    let files: Vec<(PathBuf, DesiredFile)> = desired(production)?
+        .into_iter()
+        .map(|f| (render_path(production, out, &f.path), f))
+        .collect();
+    // Thousands of files share a handful of directories: create each once, before any write.
+    let dirs: BTreeSet<&Path> = files.iter().filter_map(|(t, _)| t.parent()).collect();
+    for dir in dirs {
+        fs::create_dir_all(dir).map_err(|source| ManagerError::Io {
+            action: "create",
+            path: dir.to_owned(),
+            source,
+        })?;
+    }
+    // One open, one write and one close per file, on every core.
+    files.par_iter().try_for_each(|(target, f)| {
+        fs::write(target, f.content.as_bytes()).map_err(|source| ManagerError::Io {
             action: "write",
             path: target.clone(),
             source,
-        })?;
-        written.push(target);
-    }
-    Ok(written)
+        })
+    })?;
+    Ok(files.into_iter().map(|(target, _)| target).collect())
 }
 
 /// What `apply` would change. In system mode, server names foreign sites already serve are
