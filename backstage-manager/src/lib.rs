@@ -4,6 +4,9 @@
 //!
 //! It never prints: progress goes to a callback, results come back as values.
 //!
+//! For operations: [`logs`] finds, reads, interleaves and follows the Production's logs;
+//! [`graph`] draws it (DOT, and SVG through Graphviz).
+//!
 //! `apply` works in three phases, so that re-booking a Gig drops no request:
 //! 1. new and changed Sess: their vassals are written (journaled) and each must answer a real
 //!    uwsgi request; if one does not, every change is rolled back and nothing is switched;
@@ -37,8 +40,10 @@ mod apply;
 mod deploy;
 mod doctor;
 mod error;
+pub mod graph;
 mod health;
 mod life;
+pub mod logs;
 pub mod releases;
 mod status;
 mod system;
