@@ -21,6 +21,8 @@ mod output;
 mod check;
 mod dns;
 mod doctor;
+mod graph;
+mod logs;
 mod production;
 mod releases;
 mod request;
@@ -114,6 +116,20 @@ enum Command {
     ///
     /// Exit 0 when everything is in order, 1 when something is wrong.
     Doctor(doctor::DoctorArgs),
+    /// Show the logs of Sess, Acts, Gigs and nginx, interleaved by time (`--follow` to keep
+    /// watching).
+    ///
+    /// Each line is prefixed with its source: a Sess' name (its uWSGI log, every copy of it),
+    /// `nginx:access` or `nginx:error`. `backstage logs` alone shows everything;
+    /// `backstage logs jazz-home` the Gig's Sess and its Venue's nginx lines;
+    /// `backstage logs club-a --follow` one Sess as it goes. An unknown NAME exits 2.
+    Logs(logs::LogsArgs),
+    /// Draw the Production: Venues -> Gigs -> Sess -> Stages, and the Act each Sess plays.
+    ///
+    /// Prints SVG (drawn by Graphviz's `dot`) or, with `--format dot`, the DOT text itself.
+    /// Closed Venues (no Gig books them) are dashed; a Gig's edges carry its Sess' weights.
+    /// Example: `backstage graph > production.svg`.
+    Graph(graph::GraphArgs),
 }
 
 /// Runs the command line on `args` (the first is the program name, as in `std::env::args_os`).
@@ -149,6 +165,8 @@ where
         Command::Releases(args) => releases::releases(&args),
         Command::Rollback(args) => releases::rollback(&args),
         Command::Run(args) => releases::run(&args),
+        Command::Logs(args) => logs::run(&args),
+        Command::Graph(args) => graph::run(&args),
     };
     output::exit_code(code)
 }

@@ -16,6 +16,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Set when stdout failed with something other than a closed pipe.
 static STDOUT_FAILED: AtomicBool = AtomicBool::new(false);
+/// Set when stdout turned out to be a closed pipe: nobody reads what follows.
+static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
 
 /// Writes one line to stdout; see the module docs.
 pub(crate) fn out_line(args: fmt::Arguments<'_>) {
@@ -28,15 +30,39 @@ pub(crate) fn out_line(args: fmt::Arguments<'_>) {
     stdout_result(result);
 }
 
-/// What to do with the result of a write to stdout: nothing for a closed pipe, else remember
-/// the failure and say so once.
-pub(crate) fn stdout_result(result: io::Result<()>) {
-    if let Err(e) = result
-        && e.kind() != io::ErrorKind::BrokenPipe
-        && !STDOUT_FAILED.swap(true, Ordering::Relaxed)
-    {
-        err_line(format_args!("error: failed to write to stdout: {e}"));
+/// Writes many lines to stdout as [`out_line`] would each, in one write (`render` lists
+/// thousands of files).
+pub(crate) fn out_lines<T: fmt::Display>(lines: impl IntoIterator<Item = T>) {
+    use std::fmt::Write as _;
+    let mut text = String::new();
+    for line in lines {
+        let _ = writeln!(text, "{line}");
     }
+    let result = {
+        let mut out = io::stdout().lock();
+        out.write_all(text.as_bytes()).and_then(|()| out.flush())
+    };
+    stdout_result(result);
+}
+
+/// What to do with the result of a write to stdout: note a closed pipe, else remember the
+/// failure and say so once.
+pub(crate) fn stdout_result(result: io::Result<()>) {
+    match result {
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
+            STDOUT_CLOSED.store(true, Ordering::Relaxed);
+        }
+        Err(e) if !STDOUT_FAILED.swap(true, Ordering::Relaxed) => {
+            err_line(format_args!("error: failed to write to stdout: {e}"));
+        }
+        _ => {}
+    }
+}
+
+/// Whether stdout is gone (a closed pipe, or another failure): a command that would only go
+/// on printing, as `logs --follow` does, can stop.
+pub(crate) fn stdout_gone() -> bool {
+    STDOUT_CLOSED.load(Ordering::Relaxed) || STDOUT_FAILED.load(Ordering::Relaxed)
 }
 
 /// Writes one line to stderr, dropping it when stderr cannot take it (nowhere is left to say so).

@@ -8,6 +8,7 @@ use backstage_core::{Manifest, Production};
 use crate::ManifestArg;
 use crate::check::{error_chain, read_manifest, render_problems};
 use crate::manager::{self, ApplyOptions, Event, ManagerError};
+use crate::output;
 
 /// Arguments of `backstage render`.
 #[derive(Debug, clap::Args)]
@@ -141,9 +142,7 @@ pub(crate) fn render(args: &RenderArgs) -> ExitCode {
     };
     match manager::render_into(&production, &args.out) {
         Ok(files) => {
-            for f in &files {
-                outln!("{}", f.display());
-            }
+            output::out_lines(files.iter().map(|f| f.display()));
             errln!(
                 "wrote {} files into `{}`; nothing live was touched",
                 files.len(),

@@ -420,14 +420,35 @@ impl Production {
     /// browser sends (`CSRF_TRUSTED_ORIGINS`: `scheme://name[:port]`, the port left out when it
     /// is the scheme's default). Sorted, without repeats; empty for a Sess no Gig books.
     pub fn hosts_of(&self, sess: &Slug) -> (Vec<String>, Vec<String>) {
-        let mut hosts = std::collections::BTreeSet::new();
-        let mut origins = std::collections::BTreeSet::new();
         let venues = self
             .gigs
             .values()
             .filter(|g| g.sess.iter().any(|(s, _)| s == sess))
-            .filter_map(|g| self.venues.get(&g.venue));
-        for venue in venues {
+            .map(|g| &g.venue);
+        self.hosts_at(venues)
+    }
+
+    /// [`Production::hosts_of`] for every booked Sess at once, in one pass over the Gigs (a
+    /// scan of every Gig per Sess is quadratic in a large Production). A Sess no Gig books
+    /// has no entry.
+    pub fn hosts_by_sess(&self) -> BTreeMap<&Slug, (Vec<String>, Vec<String>)> {
+        let mut venues_of: BTreeMap<&Slug, Vec<&Slug>> = BTreeMap::new();
+        for gig in self.gigs.values() {
+            for (sess, _) in &gig.sess {
+                venues_of.entry(sess).or_default().push(&gig.venue);
+            }
+        }
+        venues_of
+            .into_iter()
+            .map(|(sess, venues)| (sess, self.hosts_at(venues.into_iter())))
+            .collect()
+    }
+
+    /// The host names and origins of `venues` (see [`Production::hosts_of`]).
+    fn hosts_at<'a>(&self, venues: impl Iterator<Item = &'a Slug>) -> (Vec<String>, Vec<String>) {
+        let mut hosts = std::collections::BTreeSet::new();
+        let mut origins = std::collections::BTreeSet::new();
+        for venue in venues.filter_map(|v| self.venues.get(v)) {
             let mut schemes: Vec<(&str, u16)> =
                 venue.listen.iter().map(|l| ("http", l.port())).collect();
             if let Some(tls) = &venue.tls {
@@ -514,6 +535,7 @@ impl Slug {
 #[cfg(test)]
 mod tests {
     use crate::Manifest;
+    use crate::values::Slug;
 
     #[test]
     fn hosts_and_origins_come_from_the_venues_booking_a_sess() {
@@ -560,7 +582,15 @@ sess = ["web"]
                 "https://shop.test:8443"
             ]
         );
+        assert_eq!(
+            p.hosts_by_sess()[&"web".parse::<Slug>().unwrap()],
+            (hosts, origins)
+        );
         let (hosts, origins) = p.hosts_of(&"idle".parse().unwrap());
         assert!(hosts.is_empty() && origins.is_empty());
+        assert!(
+            !p.hosts_by_sess()
+                .contains_key(&"idle".parse::<Slug>().unwrap())
+        );
     }
 }

@@ -63,6 +63,39 @@ pub enum ManagerError {
         /// What happened.
         reason: String,
     },
+    /// `backstage logs` was given a name that is no Sess, Act, Gig or `nginx`.
+    #[error(
+        "no Sess, Act or Gig is named `{name}`, and it is not `nginx`{}",
+        suggestion.as_ref().map(|s| format!("; did you mean `{s}`?")).unwrap_or_default()
+    )]
+    UnknownLogName {
+        /// The name asked for.
+        name: String,
+        /// The closest name there is.
+        suggestion: Option<String>,
+    },
+    /// Graphviz's `dot` is not installed.
+    #[error(
+        "Graphviz's `dot` is not installed (on Debian: `apt-get install graphviz`); `--format dot` prints the graph without it"
+    )]
+    NoGraphviz,
+    /// Graphviz's `dot` could not be run or talked to.
+    #[error("failed to {action} Graphviz's `dot`")]
+    Graphviz {
+        /// What was being done.
+        action: &'static str,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Graphviz's `dot` refused the graph.
+    #[error("Graphviz's `dot -Tsvg` failed ({status}): {stderr}")]
+    GraphvizFailed {
+        /// How it exited.
+        status: std::process::ExitStatus,
+        /// What it said.
+        stderr: String,
+    },
     /// System mode needs root.
     #[error("system mode needs root: {what}; run Backstage as root (e.g. with sudo)")]
     NeedsRoot {

@@ -4,6 +4,9 @@
 //!
 //! It never prints: progress goes to a callback, results come back as values.
 //!
+//! For operations: [`logs`] finds, reads, interleaves and follows the Production's logs;
+//! [`graph`] draws it (DOT, and SVG through Graphviz).
+//!
 //! `apply` works in three phases, so that re-booking a Gig drops no request:
 //! 1. new and changed Sess: their vassals are written (journaled) and each must answer a real
 //!    uwsgi request; if one does not, every change is rolled back and nothing is switched;
@@ -37,8 +40,10 @@ mod apply;
 mod deploy;
 mod doctor;
 mod error;
+pub mod graph;
 mod health;
 mod life;
+pub mod logs;
 pub mod releases;
 mod status;
 mod system;
@@ -86,31 +91,31 @@ pub fn render_path(production: &Production, out: &Path, file: &Path) -> PathBuf 
 
 /// Writes every file the Production implies below `out`, touching nothing live.
 pub fn render_into(production: &Production, out: &Path) -> Result<Vec<PathBuf>, ManagerError> {
+    use rayon::prelude::*;
     let (production, _host) = resolve(production, &NginxBinary::from_env())?;
     let production = production.as_ref();
-    let mut written = Vec::new();
-    // Thousands of files share a handful of directories: create each once.
-    let mut made: BTreeSet<PathBuf> = BTreeSet::new();
-    for f in desired(production)? {
-        let target = render_path(production, out, &f.path);
-        if let Some(dir) = target.parent()
-            && !made.contains(dir)
-        {
-            fs::create_dir_all(dir).map_err(|source| ManagerError::Io {
-                action: "create",
-                path: dir.to_owned(),
-                source,
-            })?;
-            made.insert(dir.to_owned());
-        }
-        fs::write(&target, f.content.as_bytes()).map_err(|source| ManagerError::Io {
+    let files: Vec<(PathBuf, DesiredFile)> = desired(production)?
+        .into_iter()
+        .map(|f| (render_path(production, out, &f.path), f))
+        .collect();
+    // Thousands of files share a handful of directories: create each once, before any write.
+    let dirs: BTreeSet<&Path> = files.iter().filter_map(|(t, _)| t.parent()).collect();
+    for dir in dirs {
+        fs::create_dir_all(dir).map_err(|source| ManagerError::Io {
+            action: "create",
+            path: dir.to_owned(),
+            source,
+        })?;
+    }
+    // One open, one write and one close per file, on every core.
+    files.par_iter().try_for_each(|(target, f)| {
+        fs::write(target, f.content.as_bytes()).map_err(|source| ManagerError::Io {
             action: "write",
             path: target.clone(),
             source,
-        })?;
-        written.push(target);
-    }
-    Ok(written)
+        })
+    })?;
+    Ok(files.into_iter().map(|(target, _)| target).collect())
 }
 
 /// What `apply` would change. In system mode, server names foreign sites already serve are

@@ -6,6 +6,7 @@ use std::sync::LazyLock;
 
 use backstage_core::values::{ConfPath, ServerName, Slug, Slugish};
 use backstage_core::{DesiredFile, FileKind, Mode, Production, Venue, files};
+use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::error::Error;
@@ -293,17 +294,26 @@ pub fn render_with(
     for (gname, gig) in &production.gigs {
         gigs_at.entry(&gig.venue).or_default().push((gname, gig));
     }
-    for (name, venue) in &production.venues {
-        let path = site_path(production, name);
-        let gigs = gigs_at.remove(name).unwrap_or_default();
-        let content = render_site(production, name, venue, &gigs)?;
-        out.push(DesiredFile {
-            kind: FileKind::Site,
-            name: name.to_string(),
-            path,
-            content,
-            origin: format!("venues.{name}"),
-        });
+    let venues: Vec<_> = production
+        .venues
+        .iter()
+        .map(|(name, venue)| (name, venue, gigs_at.remove(name).unwrap_or_default()))
+        .collect();
+    // Sites are independent of each other: rendered on every core, kept in Venue order.
+    let sites: Vec<Result<DesiredFile, Error>> = venues
+        .par_iter()
+        .map(|(name, venue, gigs)| {
+            Ok(DesiredFile {
+                kind: FileKind::Site,
+                name: name.to_string(),
+                path: site_path(production, name),
+                content: render_site(production, name, venue, gigs)?,
+                origin: format!("venues.{name}"),
+            })
+        })
+        .collect();
+    for site in sites {
+        out.push(site?);
     }
     if production.mode == Mode::User {
         let sites: Vec<&Path> = out.iter().map(|f| f.path.as_path()).collect();

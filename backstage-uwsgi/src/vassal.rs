@@ -7,7 +7,10 @@
 //! is written as the placeholder `%(backstage-lp)`, which uWSGI's last pass turns into `(`
 //! after the `$` and `@` passes are over. `%(` itself has no escape; core's `IniValue` rejects it.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
+
+use rayon::prelude::*;
 
 use backstage_core::values::{ConfPath, InstanceId, Slug};
 use backstage_core::{
@@ -21,10 +24,16 @@ const LEFT_PAREN_PLACEHOLDER: &str = "backstage-lp";
 
 /// Renders the vassal files of every Sess of the Production.
 pub fn render_vassals(production: &Production) -> Result<Vec<DesiredFile>, Error> {
-    production
-        .sess
-        .keys()
-        .map(|name| render_vassal(production, name))
+    let hosts = production.hosts_by_sess();
+    let unbooked = (Vec::new(), Vec::new());
+    let sess: Vec<_> = production.sess.iter().collect();
+    // Vassals are independent of each other: rendered on every core, kept in Sess order.
+    sess.par_iter()
+        .map(|(name, sess)| {
+            let parts = Parts::of(production, name, sess, hosts.get(name).unwrap_or(&unbooked))?;
+            let (instance, content) = parts.instance_and_content(production)?;
+            Ok(desired_file(&instance, content))
+        })
         .collect()
 }
 
@@ -51,133 +60,186 @@ pub fn find_sess<'p>(
 
 /// Renders the vassal file of one Sess: the copy the manifest implies (see [`instance`]).
 pub fn render_vassal(production: &Production, name: &Slug) -> Result<DesiredFile, Error> {
-    let instance = instance(production, name)?;
-    let content = render_content(production, &instance)?;
-    Ok(DesiredFile {
+    let (instance, content) = Parts::of_sess(production, name)?.instance_and_content(production)?;
+    Ok(desired_file(&instance, content))
+}
+
+fn desired_file(instance: &SessInstance, content: String) -> DesiredFile {
+    DesiredFile {
         kind: FileKind::Vassal,
         name: instance.sess.to_string(),
         path: instance.vassal.as_path().to_owned(),
         content,
         origin: format!("sess.{}", instance.sess),
-    })
+    }
 }
 
 /// The copy of a Sess the manifest implies. A Sess on the default socket gets an id from its
 /// vassal's content rendered without one, so the id changes exactly when the vassal would.
 pub fn instance(production: &Production, name: &Slug) -> Result<SessInstance, Error> {
-    let (name, _) = find_sess(production, name.as_str())?;
-    let bare = production.instance(name, None);
-    if !production.has_default_socket(name) {
-        return Ok(bare);
-    }
-    let id = InstanceId::of_content(render_content(production, &bare)?.as_bytes());
-    Ok(production.instance(name, Some(&id)))
+    Ok(Parts::of_sess(production, name)?
+        .instance_and_content(production)?
+        .0)
 }
 
-fn render_content(production: &Production, instance: &SessInstance) -> Result<String, Error> {
-    let (name, sess) = find_sess(production, instance.sess.as_str())?;
-    let act = &production.acts[&sess.act];
-    let stage = &production.stages[&sess.stage];
-    let mut w = IniWriter {
-        sess: name.as_str(),
-        body: String::new(),
-        needs_placeholder: false,
-    };
-    w.set("strict", "true")?;
-    if sess.restarts > 0 {
-        // `backstage sess reload`: a new copy, started beside the running one.
-        let _ = writeln!(w.body, "# restart {}", sess.restarts);
-    }
-    // A plugin build (Debian's uwsgi-core) knows no Python option until its plugin is loaded;
-    // `need-plugin` makes a missing plugin fatal, with uWSGI's own message in the log.
-    for plugin in production.uwsgi_plugins.iter().flatten() {
-        w.set("need-plugin", plugin.as_str())?;
-    }
-    w.set("master", "true")?;
-    // Removes the sockets, pidfile and FIFO on exit, so a stale socket never looks alive.
-    w.set("vacuum", "true")?;
-    // A Sess whose app fails to import exits (and shows as failed) instead of serving 500s.
-    w.set("need-app", "true")?;
-    // uWSGI 2.0 reloads on SIGTERM; a stop must stop.
-    w.set("die-on-term", "true")?;
-    // Django runs one application per process; sub-interpreters only cost memory.
-    w.set("single-interpreter", "true")?;
-    // No `memory-report`: it reads /proc/self/statm after every request (about 9 % of the
-    // example's throughput); `backstage status` reads the workers' memory from /proc instead.
+/// A vassal in three parts: the lines every copy of the Sess shares around the lines naming
+/// the copy's own files (socket, stats, FIFO, pid file). The shared parts are rendered once;
+/// only the copy's lines are rendered twice (without the id, to hash, then with it).
+struct Parts<'p> {
+    name: &'p Slug,
+    sess: &'p Sess,
+    head: String,
+    tail: String,
+    needs_placeholder: bool,
+}
 
-    // Names the processes after the Sess, so `ps` shows whose they are.
-    let procname = production.generated_name(name, "");
-    w.set("procname-prefix-spaced", procname.as_str())?;
-    w.set("chdir", act.root.as_str())?;
-    w.set("pythonpath", act.root.as_str())?;
-    w.set("module", &act.wsgi.to_string())?;
-    w.set("virtualenv", stage.virtualenv.as_str())?;
-    w.set("processes", &sess.processes.to_string())?;
-    w.set("threads", &sess.threads.to_string())?;
-    match &instance.socket {
-        SessSocket::Unix(path) => {
-            w.path("socket", path)?;
-            // Never world-writable: nginx reaches it through its group in system mode; in user
-            // mode nginx runs as the same user as the Sess.
-            let mode = match production.mode {
-                Mode::User => "600",
-                Mode::System => "660",
-            };
-            w.set("chmod-socket", mode)?;
-            // System mode: the socket belongs to the Sess' account and nginx's group.
-            if let (Mode::System, Some(group)) = (production.mode, &production.nginx_group) {
-                let owner = sess.tuning.uid.as_ref().map_or("root", |u| u.as_str());
-                w.set("chown-socket", &format!("{owner}:{group}"))?;
-            }
+impl<'p> Parts<'p> {
+    fn of_sess(production: &'p Production, name: &Slug) -> Result<Self, Error> {
+        let (name, sess) = find_sess(production, name.as_str())?;
+        Self::of(production, name, sess, &production.hosts_of(name))
+    }
+
+    fn of(
+        production: &'p Production,
+        name: &'p Slug,
+        sess: &'p Sess,
+        (hosts, origins): &(Vec<String>, Vec<String>),
+    ) -> Result<Self, Error> {
+        let act = &production.acts[&sess.act];
+        let stage = &production.stages[&sess.stage];
+        let mut w = IniWriter::new(name.as_str());
+        w.set("strict", "true")?;
+        if sess.restarts > 0 {
+            // `backstage sess reload`: a new copy, started beside the running one.
+            let _ = writeln!(w.body, "# restart {}", sess.restarts);
         }
-        SessSocket::Tcp(addr) => w.set("socket", &addr.to_string())?,
+        // A plugin build (Debian's uwsgi-core) knows no Python option until its plugin is loaded;
+        // `need-plugin` makes a missing plugin fatal, with uWSGI's own message in the log.
+        for plugin in production.uwsgi_plugins.iter().flatten() {
+            w.set("need-plugin", plugin.as_str())?;
+        }
+        w.set("master", "true")?;
+        // Removes the sockets, pidfile and FIFO on exit, so a stale socket never looks alive.
+        w.set("vacuum", "true")?;
+        // A Sess whose app fails to import exits (and shows as failed) instead of serving 500s.
+        w.set("need-app", "true")?;
+        // uWSGI 2.0 reloads on SIGTERM; a stop must stop.
+        w.set("die-on-term", "true")?;
+        // Django runs one application per process; sub-interpreters only cost memory.
+        w.set("single-interpreter", "true")?;
+        // No `memory-report`: it reads /proc/self/statm after every request (about 9 % of the
+        // example's throughput); `backstage status` reads the workers' memory from /proc instead.
+
+        // Names the processes after the Sess, so `ps` shows whose they are.
+        let procname = production.generated_name(name, "");
+        w.set("procname-prefix-spaced", procname.as_str())?;
+        w.set("chdir", act.root.as_str())?;
+        w.set("pythonpath", act.root.as_str())?;
+        w.set("module", &act.wsgi.to_string())?;
+        w.set("virtualenv", stage.virtualenv.as_str())?;
+        w.set("processes", &sess.processes.to_string())?;
+        w.set("threads", &sess.threads.to_string())?;
+        let head = std::mem::take(&mut w.body);
+
+        w.path("logto", &production.log_file(name))?;
+        w.env("BACKSTAGE_PRODUCTION", production.name.as_str())?;
+        w.env("BACKSTAGE_SESS", name.as_str())?;
+        // What Django's ALLOWED_HOSTS and CSRF_TRUSTED_ORIGINS need, from the Venues booking it.
+        w.env("BACKSTAGE_ALLOWED_HOSTS", &hosts.join(","))?;
+        w.env("BACKSTAGE_CSRF_TRUSTED_ORIGINS", &origins.join(","))?;
+        if let Some(settings) = &act.settings {
+            w.env("DJANGO_SETTINGS_MODULE", settings.as_str())?;
+        }
+        for (key, value) in &act.env {
+            w.env(key.as_str(), value.as_str())?;
+        }
+        let t = &sess.tuning;
+        if let Some(v) = t.harakiri {
+            w.set("harakiri", &v.to_string())?;
+        }
+        if let Some(v) = t.max_requests {
+            w.set("max-requests", &v.to_string())?;
+        }
+        if let Some(v) = t.buffer_size {
+            w.set("buffer-size", &v.to_string())?;
+        }
+        if let Some(v) = t.listen {
+            w.set("listen", &v.to_string())?;
+        }
+        if let Some(v) = &t.uid {
+            w.set("uid", v.as_str())?;
+        }
+        if let Some(v) = &t.gid {
+            w.set("gid", v.as_str())?;
+        }
+        for (key, value) in &t.extra {
+            w.set(key.as_str(), value.as_str())?;
+        }
+        Ok(Parts {
+            name,
+            sess,
+            head,
+            tail: w.body,
+            needs_placeholder: w.needs_placeholder,
+        })
     }
-    w.path("stats", &instance.stats)?;
-    w.path("master-fifo", &instance.fifo)?;
-    w.path("pidfile", &instance.pid_file)?;
-    w.path("logto", &production.log_file(name))?;
-    w.env("BACKSTAGE_PRODUCTION", production.name.as_str())?;
-    w.env("BACKSTAGE_SESS", name.as_str())?;
-    // What Django's ALLOWED_HOSTS and CSRF_TRUSTED_ORIGINS need, from the Venues booking it.
-    let (hosts, origins) = production.hosts_of(name);
-    w.env("BACKSTAGE_ALLOWED_HOSTS", &hosts.join(","))?;
-    w.env("BACKSTAGE_CSRF_TRUSTED_ORIGINS", &origins.join(","))?;
-    if let Some(settings) = &act.settings {
-        w.env("DJANGO_SETTINGS_MODULE", settings.as_str())?;
+
+    /// The copy the manifest implies (see [`instance`]), and its vassal.
+    fn instance_and_content(
+        &self,
+        production: &Production,
+    ) -> Result<(SessInstance, String), Error> {
+        let bare = production.instance(self.name, None);
+        let content = self.content(production, &bare)?;
+        if !production.has_default_socket(self.name) {
+            return Ok((bare, content));
+        }
+        let id = InstanceId::of_content(content.as_bytes());
+        let instance = production.instance(self.name, Some(&id));
+        let content = self.content(production, &instance)?;
+        Ok((instance, content))
     }
-    for (key, value) in &act.env {
-        w.env(key.as_str(), value.as_str())?;
+
+    /// The whole vassal of one copy.
+    fn content(&self, production: &Production, instance: &SessInstance) -> Result<String, Error> {
+        let mut w = IniWriter::new(self.name.as_str());
+        match &instance.socket {
+            SessSocket::Unix(path) => {
+                w.path("socket", path)?;
+                // Never world-writable: nginx reaches it through its group in system mode; in
+                // user mode nginx runs as the same user as the Sess.
+                let mode = match production.mode {
+                    Mode::User => "600",
+                    Mode::System => "660",
+                };
+                w.set("chmod-socket", mode)?;
+                // System mode: the socket belongs to the Sess' account and nginx's group.
+                if let (Mode::System, Some(group)) = (production.mode, &production.nginx_group) {
+                    let owner = self.sess.tuning.uid.as_ref().map_or("root", |u| u.as_str());
+                    w.set("chown-socket", &format!("{owner}:{group}"))?;
+                }
+            }
+            SessSocket::Tcp(addr) => w.set("socket", &addr.to_string())?,
+        }
+        w.path("stats", &instance.stats)?;
+        w.path("master-fifo", &instance.fifo)?;
+        w.path("pidfile", &instance.pid_file)?;
+
+        let marker = files::marker(&production.name);
+        let mut content = String::with_capacity(
+            marker.len() + 64 + self.head.len() + w.body.len() + self.tail.len(),
+        );
+        content.push_str(&marker);
+        content.push_str("\n[uwsgi]\n");
+        if self.needs_placeholder || w.needs_placeholder {
+            // Defined once, used by the writer's escape of `$(` and `@(` (see the module docs).
+            let _ = writeln!(content, "set-placeholder = {LEFT_PAREN_PLACEHOLDER}=(");
+        }
+        content.push_str(&self.head);
+        content.push_str(&w.body);
+        content.push_str(&self.tail);
+        Ok(content)
     }
-    let t = &sess.tuning;
-    if let Some(v) = t.harakiri {
-        w.set("harakiri", &v.to_string())?;
-    }
-    if let Some(v) = t.max_requests {
-        w.set("max-requests", &v.to_string())?;
-    }
-    if let Some(v) = t.buffer_size {
-        w.set("buffer-size", &v.to_string())?;
-    }
-    if let Some(v) = t.listen {
-        w.set("listen", &v.to_string())?;
-    }
-    if let Some(v) = &t.uid {
-        w.set("uid", v.as_str())?;
-    }
-    if let Some(v) = &t.gid {
-        w.set("gid", v.as_str())?;
-    }
-    for (key, value) in &t.extra {
-        w.set(key.as_str(), value.as_str())?;
-    }
-    let mut content = files::marker(&production.name);
-    content.push_str("\n[uwsgi]\n");
-    if w.needs_placeholder {
-        // Defined once, used by the writer's escape of `$(` and `@(` (see the module docs).
-        let _ = writeln!(content, "set-placeholder = {LEFT_PAREN_PLACEHOLDER}=(");
-    }
-    content.push_str(&w.body);
-    Ok(content)
 }
 
 struct IniWriter<'a> {
@@ -186,10 +248,20 @@ struct IniWriter<'a> {
     needs_placeholder: bool,
 }
 
-impl IniWriter<'_> {
+impl<'a> IniWriter<'a> {
+    fn new(sess: &'a str) -> Self {
+        IniWriter {
+            sess,
+            body: String::with_capacity(1024),
+            needs_placeholder: false,
+        }
+    }
+
     fn set(&mut self, key: &str, value: &str) -> Result<(), Error> {
         let text = self.escape(key, value)?;
-        let _ = writeln!(self.body, "{key} = {text}");
+        for part in [key, " = ", &text, "\n"] {
+            self.body.push_str(part);
+        }
         Ok(())
     }
 
@@ -201,7 +273,7 @@ impl IniWriter<'_> {
         self.set("env", &format!("{key}={value}"))
     }
 
-    fn escape(&mut self, key: &str, value: &str) -> Result<String, Error> {
+    fn escape<'v>(&mut self, key: &str, value: &'v str) -> Result<Cow<'v, str>, Error> {
         let unrepresentable = |why| Error::Unrepresentable {
             sess: self.sess.to_owned(),
             key: key.to_owned(),
@@ -222,7 +294,10 @@ impl IniWriter<'_> {
                 "uWSGI's ini reader strips leading and trailing whitespace",
             ));
         }
-        let mut out = String::with_capacity(value.len());
+        if !value.contains(['%', '(']) {
+            return Ok(Cow::Borrowed(value));
+        }
+        let mut out = String::with_capacity(value.len() + 8);
         let mut prev = None;
         for ch in value.chars() {
             match ch {
@@ -235,7 +310,7 @@ impl IniWriter<'_> {
             }
             prev = Some(ch);
         }
-        Ok(out)
+        Ok(Cow::Owned(out))
     }
 }
 
