@@ -21,6 +21,7 @@ mod output;
 mod check;
 mod dns;
 mod doctor;
+mod env;
 mod graph;
 mod logs;
 mod production;
@@ -111,6 +112,12 @@ enum Command {
     ///
     /// The command's exit code is passed through.
     Run(releases::RunArgs),
+    /// An Act's secrets: `env ACT set KEY=VALUE`, `env ACT unset KEY`, `env ACT list`.
+    ///
+    /// Secrets live in a 0600 store under the state dir (and in the Act's `env_file`, a dotenv
+    /// file, when it names one); each Sess reads them at start from a private envdir. Their
+    /// values never appear in a vassal, an nginx file, `plan`, `status`, `render`, JSON or a log.
+    Env(env::EnvArgs),
     /// System mode: look at this server (the uWSGI Emperor, nginx, directories, accounts) and
     /// print what is wrong with the exact command or line that fixes it; changes nothing.
     ///
@@ -161,6 +168,7 @@ where
         Command::Down(args) => production::down(&args),
         Command::Status(args) => production::status(&args),
         Command::Doctor(args) => doctor::run(&args),
+        Command::Env(args) => env::run(&args),
         Command::Deploy(args) => releases::deploy(&args),
         Command::Releases(args) => releases::releases(&args),
         Command::Rollback(args) => releases::rollback(&args),

@@ -170,9 +170,9 @@ fn a_deploy_ships_committed_code_and_migrations_with_no_failed_request_and_rolls
     );
     write(
         &club,
-        "music/migrations/0002_mood.py",
+        "music/migrations/0003_mood.py",
         "from django.db import migrations, models\n\n\nclass Migration(migrations.Migration):\n    \
-         dependencies = [(\"music\", \"0001_initial\")]\n    operations = [\n        \
+         dependencies = [(\"music\", \"0002_flyer\")]\n    operations = [\n        \
          migrations.AddField(\"tune\", \"mood\", models.CharField(max_length=20, default=\"cool\")),\n    ]\n",
     );
     commit_all(&club.dir, "second set");
@@ -183,7 +183,7 @@ fn a_deploy_ships_committed_code_and_migrations_with_no_failed_request_and_rolls
         failed, 0,
         "requests failed during the deploy ({served} served)"
     );
-    let migrate = err.find("Applying music.0002_mood").expect(&err);
+    let migrate = err.find("Applying music.0003_mood").expect(&err);
     let switch = err.find("switching to the new release").expect(&err);
     assert!(
         migrate < switch,
@@ -245,7 +245,7 @@ fn a_deploy_ships_committed_code_and_migrations_with_no_failed_request_and_rolls
         "showmigrations",
         "music",
     ]));
-    assert!(out.contains("[X] 0002_mood"), "{out}");
+    assert!(out.contains("[X] 0003_mood"), "{out}");
     let out = club.run(&["run", "club", "--", "sh", "-c", "pwd; exit 7"]);
     assert_eq!(out.status.code(), Some(7));
     let pwd = String::from_utf8_lossy(&out.stdout);
@@ -325,10 +325,10 @@ fn broken_releases_are_refused_before_any_switch_with_no_failed_request() {
     // A failing migration: the release phase fails, nothing switches.
     write(
         &club,
-        "music/migrations/0002_broken.py",
+        "music/migrations/0003_broken.py",
         "from django.db import migrations\n\n\ndef boom(apps, schema_editor):\n    \
          raise RuntimeError(\"the migration cannot run\")\n\n\n\
-         class Migration(migrations.Migration):\n    dependencies = [(\"music\", \"0001_initial\")]\n    \
+         class Migration(migrations.Migration):\n    dependencies = [(\"music\", \"0002_flyer\")]\n    \
          operations = [migrations.RunPython(boom)]\n",
     );
     edit(

@@ -180,6 +180,35 @@ pub fn write_atomic_at(
     production: &Slug,
     mtime: Option<SystemTime>,
 ) -> Result<(), FileError> {
+    write_atomic_with(path, content, production, mtime, None)
+}
+
+/// Who may read a file: its mode, and the group that owns it (`None`: the writer's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Access {
+    /// Permission bits (`0o600`).
+    pub mode: u32,
+    /// Group id to give the file.
+    pub group: Option<u32>,
+}
+
+impl Access {
+    /// Only the owner reads and writes it.
+    pub const PRIVATE: Access = Access {
+        mode: 0o600,
+        group: None,
+    };
+}
+
+/// [`write_atomic_at`] with the file's mode and group set on the temporary file, before its
+/// content is written and it is renamed into place (`None`: the umask's default mode).
+pub fn write_atomic_with(
+    path: &Path,
+    content: &[u8],
+    production: &Slug,
+    mtime: Option<SystemTime>,
+    access: Option<Access>,
+) -> Result<(), FileError> {
     if let Some(existing) = read_if_exists(path)?
         && !is_ours(&existing, production)
     {
@@ -192,12 +221,20 @@ pub fn write_atomic_at(
     fs::create_dir_all(dir).map_err(io_err("create directory", dir))?;
     let tmp = temp_name(path);
     let result = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)
-            .map_err(io_err("create", &tmp))?;
+        let mut options = OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        if let Some(a) = access {
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, a.mode);
+        }
+        let mut f = options.open(&tmp).map_err(io_err("create", &tmp))?;
+        if let Some(a) = access {
+            if let Some(gid) = a.group {
+                std::os::unix::fs::fchown(&f, None, Some(gid))
+                    .map_err(io_err("change the group of", &tmp))?;
+            }
+            f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(a.mode))
+                .map_err(io_err("set the mode of", &tmp))?;
+        }
         f.write_all(content).map_err(io_err("write", &tmp))?;
         if let Some(t) = mtime {
             f.set_modified(t)

@@ -8,7 +8,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, Write};
-use std::os::unix::fs::FileExt as _;
+use std::os::unix::fs::{FileExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -174,8 +174,14 @@ impl Drop for ApplyLock {
 enum Before {
     /// It did not exist.
     Absent,
-    /// A regular file, copied to `backup`.
-    File { backup: PathBuf },
+    /// A regular file, copied to `backup` (mode 0600), with its mode and group to restore.
+    File {
+        backup: PathBuf,
+        #[serde(default)]
+        mode: Option<u32>,
+        #[serde(default)]
+        gid: Option<u32>,
+    },
     /// A symlink to `target`.
     Symlink { target: PathBuf },
 }
@@ -256,6 +262,7 @@ impl Journal {
         let log = OpenOptions::new()
             .create_new(true)
             .append(true)
+            .mode(0o600)
             .open(&log_path)
             .map_err(io_err("create", &log_path))?;
         files::sync_dir(&dir)?;
@@ -279,12 +286,19 @@ impl Journal {
                 target: fs::read_link(path).map_err(io_err("read link", path))?,
             },
             Ok(_) => {
+                use std::os::unix::fs::MetadataExt as _;
                 let backup = self.dir.join(format!("{}.old", self.records.len()));
                 let content = fs::read(path).map_err(io_err("back up", path))?;
-                let mut f = File::create(&backup).map_err(io_err("create", &backup))?;
+                // A vassal may hold environment values: its copy is private.
+                let mut f = private_file(&backup)?;
                 f.write_all(&content).map_err(io_err("write", &backup))?;
                 f.sync_all().map_err(io_err("fsync", &backup))?;
-                Before::File { backup }
+                let meta = fs::metadata(path).map_err(io_err("inspect", path))?;
+                Before::File {
+                    backup,
+                    mode: Some(meta.mode() & 0o7777),
+                    gid: Some(meta.gid()),
+                }
             }
         };
         let record = Record {
@@ -315,8 +329,19 @@ impl Journal {
         content: &[u8],
         mtime: Option<std::time::SystemTime>,
     ) -> Result<(), JournalError> {
+        self.write_with(path, content, mtime, None)
+    }
+
+    /// [`Journal::write_at`] with the file's mode and group (see [`files::write_atomic_with`]).
+    pub fn write_with(
+        &mut self,
+        path: &Path,
+        content: &[u8],
+        mtime: Option<std::time::SystemTime>,
+        access: Option<files::Access>,
+    ) -> Result<(), JournalError> {
         self.remember(path)?;
-        files::write_atomic_at(path, content, &self.production, mtime)?;
+        files::write_atomic_with(path, content, &self.production, mtime, access)?;
         Ok(())
     }
 
@@ -392,6 +417,18 @@ impl Journal {
     }
 }
 
+/// Creates `path` (new, or truncated) with mode 0600 from the start.
+fn private_file(path: &Path) -> Result<File, JournalError> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io_err("create", path))
+}
+
 fn restore(r: &Record) -> Result<(), JournalError> {
     let path = &r.path;
     match &r.before {
@@ -400,9 +437,20 @@ fn restore(r: &Record) -> Result<(), JournalError> {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(io_err("inspect", path)(e)),
         },
-        Before::File { backup } => {
+        Before::File { backup, mode, gid } => {
             let tmp = files::temp_name(path);
-            fs::copy(backup, &tmp).map_err(io_err("restore", path))?;
+            let _ = fs::remove_file(&tmp);
+            let content = fs::read(backup).map_err(io_err("restore", path))?;
+            let mut f = private_file(&tmp)?;
+            if let Some(gid) = gid {
+                let _ = std::os::unix::fs::fchown(&f, None, Some(*gid));
+            }
+            if let Some(mode) = mode {
+                f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(*mode))
+                    .map_err(io_err("set the mode of", &tmp))?;
+            }
+            f.write_all(&content).map_err(io_err("restore", path))?;
+            drop(f);
             File::open(&tmp)
                 .and_then(|f| f.sync_all())
                 .map_err(io_err("fsync", &tmp))?;

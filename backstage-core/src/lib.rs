@@ -34,6 +34,7 @@ mod manifest;
 mod model;
 pub mod plan;
 mod problem;
+pub mod secrets;
 mod source;
 pub mod values;
 
@@ -41,8 +42,9 @@ pub use desired::{DesiredFile, FileKind};
 pub use error::Error;
 pub use manifest::{MANIFEST_NAME, Manifest};
 pub use model::{
-    Act, ApiKey, DEFAULT_KEEP_RELEASES, Escape, Gig, Health, Layout, Mode, Producer, Production,
-    Sess, SessInstance, SessSocket, Stage, Tls, Tuning, UNIX_SOCKET_PATH_MAX, Venue,
+    Act, ApiKey, DEFAULT_HARAKIRI, DEFAULT_KEEP_RELEASES, Escape, Gig, Health, Layout, Media, Mode,
+    Producer, Production, Sess, SessInstance, SessSocket, Stage, Tls, Tuning, UNIX_SOCKET_PATH_MAX,
+    Venue,
 };
 pub use problem::{Problem, line_column};
 pub use source::MANIFEST_MAX_BYTES;

@@ -16,8 +16,8 @@ use toml::de::{DeArray, DeTable, DeValue};
 
 use crate::error::Error;
 use crate::model::{
-    Act, ApiKey, DEFAULT_KEEP_RELEASES, Gig, Health, Layout, Mode, Producer, Production, Sess,
-    SessSocket, Stage, Tls, Tuning, UNIX_SOCKET_PATH_MAX, Venue,
+    Act, ApiKey, DEFAULT_KEEP_RELEASES, Gig, Health, Layout, Media, Mode, Producer, Production,
+    Sess, SessSocket, Stage, Tls, Tuning, UNIX_SOCKET_PATH_MAX, Venue,
 };
 use crate::problem::{Problem, TomlPath};
 use crate::source::{KEY_PARTS_MAX, deep_keys, read_bounded, utf8_source};
@@ -461,6 +461,8 @@ const ACT_KEYS: &[&str] = &[
     "shared",
     "keep_releases",
     "health",
+    "env_file",
+    "media",
 ];
 const HEALTH_KEYS: &[&str] = &["path", "status"];
 const STAGE_KEYS: &[&str] = &["virtualenv", "python"];
@@ -997,7 +999,15 @@ fn act(ck: &mut Checker<'_>, mut t: Tbl<'_, '_>, base: Option<&ConfPath>) -> Opt
         }),
     };
     let release = act_release(ck, &mut t);
-    let shared = act_shared(ck, &mut t, root.as_ref());
+    let mut shared = act_shared(ck, &mut t, root.as_ref());
+    let env_file = act_env_file(ck, &mut t, base, root.as_ref());
+    let media = act_media(
+        ck,
+        &mut t,
+        root.as_ref(),
+        static_dirs.as_ref(),
+        shared.as_mut(),
+    );
     let keep_releases = opt_int::<u16>(ck, &mut t, "keep_releases", 1, 1000)
         .map(|k| k.unwrap_or(DEFAULT_KEEP_RELEASES));
     let health = match t.get("health") {
@@ -1016,8 +1026,149 @@ fn act(ck: &mut Checker<'_>, mut t: Tbl<'_, '_>, base: Option<&ConfPath>) -> Opt
         shared: shared?,
         keep_releases: keep_releases?,
         health: health?,
+        env_file: env_file?,
+        media: media?,
+        secrets: crate::secrets::Secrets::default(),
         fallback_root: None,
     })
+}
+
+/// `env_file = "/etc/backstage/club.env"`: a dotenv file outside the Act's root (a release
+/// copies the root), which parses. Its values are never repeated in a problem.
+fn act_env_file(
+    ck: &mut Checker<'_>,
+    t: &mut Tbl<'_, '_>,
+    base: Option<&ConfPath>,
+    root: Option<&ConfPath>,
+) -> Option<Option<ConfPath>> {
+    let Some((v, p)) = t.get("env_file") else {
+        return Some(None);
+    };
+    let path = path_in(ck, &p, v, base?, false, "env_file")?;
+    if root.is_some_and(|r| path.as_path().starts_with(r.as_path())) {
+        ck.report_at(
+            &p,
+            v.span(),
+            format!("env_file `{path}` is inside the Act's root"),
+            Some("every release copies the root: keep secrets outside it (`/etc/backstage/<act>.env`)".to_owned()),
+        );
+        return None;
+    }
+    match crate::secrets::read_dotenv(path.as_path()) {
+        Ok(_) => Some(Some(path)),
+        // Root's file, checked by a user: `apply` (as root) reads it.
+        Err(crate::secrets::SecretsError::Io { source, .. })
+            if source.kind() == std::io::ErrorKind::PermissionDenied =>
+        {
+            Some(Some(path))
+        }
+        Err(e) => {
+            let why = match &e {
+                crate::secrets::SecretsError::Io { source, .. } => source.to_string(),
+                other => other.to_string(),
+            };
+            ck.report(&p, v.span(), format!("env_file `{path}`: {why}"));
+            None
+        }
+    }
+}
+
+/// `media = { "/media/" = "media" }`: one URL prefix and a directory inside the Act's root,
+/// which becomes a `shared` entry (uploads outlive releases).
+fn act_media(
+    ck: &mut Checker<'_>,
+    t: &mut Tbl<'_, '_>,
+    root: Option<&ConfPath>,
+    statics: Option<&BTreeMap<UrlPrefix, ConfPath>>,
+    shared: Option<&mut Vec<String>>,
+) -> Option<Option<Media>> {
+    let Some((v, p)) = t.get("media") else {
+        return Some(None);
+    };
+    let mut mt = ck.table(&p, v)?;
+    let entries = mt.entries();
+    if entries.len() != 1 {
+        ck.report_at(
+            &p,
+            v.span(),
+            format!("`media` has {} entries; an Act has one", entries.len()),
+            Some(
+                "Django has one MEDIA_URL and MEDIA_ROOT: `media = { \"/media/\" = \"media\" }`"
+                    .to_owned(),
+            ),
+        );
+        return None;
+    }
+    let (k, v, kp) = entries.into_iter().next()?;
+    let prefix = match k.get_ref().parse::<UrlPrefix>() {
+        Ok(x) if statics.is_some_and(|st| st.contains_key(&x)) => {
+            ck.report(
+                &kp,
+                k.span(),
+                format!("media URL prefix `{x}` is also a static prefix"),
+            );
+            None
+        }
+        Ok(x) => Some(x),
+        Err(e) => {
+            ck.report(
+                &kp,
+                k.span(),
+                format!("invalid media URL prefix `{}`: {e}", shorten(k.get_ref())),
+            );
+            None
+        }
+    };
+    let s = ck.string(&kp, v)?;
+    let root = root?;
+    let rel = match ConfPath::resolve(root, s, true) {
+        Ok(r) if r == *root => {
+            ck.report(
+                &kp,
+                v.span(),
+                "the media directory cannot be the Act's root itself",
+            );
+            None
+        }
+        Ok(r) => Some(
+            r.as_path()
+                .strip_prefix(root.as_path())
+                .map(|x| x.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        ),
+        Err(e) => {
+            ck.report_at(
+                &kp,
+                v.span(),
+                format!("invalid media directory `{}`: {e}", shorten(s)),
+                Some(
+                    "the media directory is relative to the Act's root and stays inside it"
+                        .to_owned(),
+                ),
+            );
+            None
+        }
+    }?;
+    if let Some(shared) = shared {
+        let overlaps = shared.iter().any(|o| {
+            o != &rel && (Path::new(&rel).starts_with(o) || Path::new(o).starts_with(&rel))
+        });
+        if overlaps {
+            ck.report(
+                &kp,
+                v.span(),
+                format!("media directory `{}` overlaps a shared path", shorten(s)),
+            );
+            return None;
+        }
+        if !shared.contains(&rel) {
+            shared.push(rel.clone());
+        }
+    }
+    Some(Some(Media {
+        prefix: prefix?,
+        path: rel,
+    }))
 }
 
 /// `release = ["python manage.py migrate --noinput", ...]`: shell commands, none empty.

@@ -159,10 +159,30 @@ pub struct Act {
     pub keep_releases: u16,
     /// What a healthy Sess of this Act answers.
     pub health: Health,
+    /// A dotenv file of secrets (`env_file`): read when the Production is applied, never
+    /// copied anywhere but the private envdir each Sess reads at start.
+    pub env_file: Option<ConfPath>,
+    /// Uploads (`media = { "/media/" = "media" }`): served by nginx from the Act's shared dir,
+    /// where they outlive every release (the path is one of `shared`).
+    pub media: Option<Media>,
+    /// The secrets its Sess get: loaded by the Production Manager from `env_file` and the
+    /// store (`backstage env`), never from the manifest.
+    pub secrets: crate::secrets::Secrets,
     /// Set by the Act Manager when the Act runs from a release and an earlier release is kept:
     /// that release's root, whose static files nginx serves when the live release lacks them
     /// (pages rendered by the previous release keep finding their hashed assets).
     pub fallback_root: Option<ConfPath>,
+}
+
+/// An Act's uploads: the URL prefix nginx serves them at, and their directory, relative to the
+/// Act's root (and a `shared` entry, so it lives in the Act's shared dir).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Media {
+    /// The URL prefix (`/media/`): Django's `MEDIA_URL`.
+    pub prefix: UrlPrefix,
+    /// The directory relative to the Act's root (`media`).
+    pub path: String,
 }
 
 /// What a healthy Sess answers (`health = { path, status }`).
@@ -195,6 +215,11 @@ impl Health {
         }
     }
 }
+
+/// Seconds before uWSGI kills a worker stuck in one request, unless the Sess sets `harakiri`.
+/// nginx's `uwsgi_read_timeout` for a Gig is a second less than its Sess' harakiri (60 s here,
+/// nginx's own default), so the client gets nginx's 504 first and the worker is freed after.
+pub const DEFAULT_HARAKIRI: u32 = 61;
 
 /// How many releases an Act keeps unless it says otherwise.
 pub const DEFAULT_KEEP_RELEASES: u16 = 5;
@@ -471,6 +496,34 @@ impl Production {
             }
         }
         (hosts.into_iter().collect(), origins.into_iter().collect())
+    }
+
+    /// Where an Act's `shared` entries live, once for all its releases:
+    /// `<state_dir>/shared/<act>`.
+    pub fn shared_dir(&self, act: &Slug) -> ConfPath {
+        ConfPath::resolve(&self.layout.state_dir, &format!("shared/{act}"), true)
+            .expect("a slug under the state dir is a valid path")
+    }
+
+    /// The directory of an Act's uploads (Django's `MEDIA_ROOT`), in its shared dir.
+    pub fn media_dir(&self, act: &Slug) -> Option<ConfPath> {
+        let media = self.acts.get(act)?.media.as_ref()?;
+        ConfPath::resolve(&self.shared_dir(act), &media.path, true).ok()
+    }
+
+    /// The envdir a Sess reads its Act's secrets from at start (`envdir`), named after their
+    /// id; `None` when the Act has no secret to pass (empty values go in the vassal itself).
+    pub fn envdir_of(&self, sess: &Slug) -> Option<ConfPath> {
+        let act = &self.acts.get(&self.sess.get(sess)?.act)?;
+        if !act.secrets.values.values().any(|v| !v.expose().is_empty()) {
+            return None;
+        }
+        let name = format!(
+            "{}.{}.env",
+            self.generated_name(sess, "").as_str(),
+            act.secrets.id
+        );
+        ConfPath::resolve(&self.layout.state_dir, &format!("secrets/{name}"), true).ok()
     }
 
     /// Where the runtime files of a Sess' copies live (sockets, stats sockets, FIFOs, pid

@@ -97,7 +97,19 @@ impl Applied {
                 source,
             }
         })?;
-        fs::write(&tmp, json)
+        // Private, as everything in the state dir that describes a vassal.
+        let write = || {
+            use std::io::Write as _;
+            use std::os::unix::fs::OpenOptionsExt as _;
+            let _ = fs::remove_file(&tmp);
+            fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&tmp)?
+                .write_all(&json)
+        };
+        write()
             .and_then(|()| fs::rename(&tmp, &path))
             .map_err(|source| FileError::Io {
                 action: "write",

@@ -286,6 +286,7 @@ pub(super) fn apply_locked(
     };
     let desired = desired(production)?;
     let plan = full_plan(production, &desired)?;
+    super::secrets::write_envdirs(production)?;
     if plan.is_empty() {
         if !links.is_empty() {
             let mut journal = Journal::begin(state_dir, &production.name)?;
@@ -361,6 +362,7 @@ pub(super) fn apply_locked(
                 }
             }
             settle(production, progress)?;
+            super::secrets::sweep_envdirs(production);
             report.changes = plan.changes;
             Ok(report)
         }
@@ -456,10 +458,11 @@ pub(super) fn apply_phases(
                 // Emperor has stopped it, it would pass the health check in the new one's stead.
                 manager.wait_copy_stopped(&copy, Duration::from_secs(30))?;
             }
-            journal.write_at(
+            journal.write_with(
                 &c.file,
                 content_of(desired, &c.file),
                 Some(next_mtime(previous)),
+                Some(vassal_access(host)),
             )?;
             if c.action == Action::Create {
                 new_copies.push(copy.clone());
@@ -651,7 +654,12 @@ pub(super) fn relink_copies(
                 path: copy.vassal.as_path().to_owned(),
                 source,
             })?;
-            journal.write_at(copy.vassal.as_path(), &content, Some(next_mtime(previous)))?;
+            journal.write_with(
+                copy.vassal.as_path(),
+                &content,
+                Some(next_mtime(previous)),
+                Some(vassal_access(host)),
+            )?;
         }
         copies.push(copy);
     }

@@ -215,8 +215,16 @@ fn act_command(production: &Production, name: &Slug, program: &str, as_sess: boo
             as_account(&mut cmd, sess);
         }
     }
+    if let (Some(media), Some(dir)) = (&act.media, production.media_dir(name)) {
+        cmd.env("BACKSTAGE_MEDIA_ROOT", dir.as_path())
+            .env("BACKSTAGE_MEDIA_URL", media.prefix.as_str());
+    }
     for (k, v) in &act.env {
         cmd.env(k.as_str(), v.as_str());
+    }
+    // As the Sess get them (see `secrets`): the `env_file`'s and the store's, over `env`.
+    for (k, v) in &act.secrets.values {
+        cmd.env(k.as_str(), v.expose());
     }
     cmd
 }
@@ -348,8 +356,9 @@ fn build_releases(
             continue;
         }
         let fallback = live.as_ref().map(|l| store.path_of(l));
-        let moved = on_release(act, &store.path_of(&release.id), fallback.as_deref())
+        let mut moved = on_release(act, &store.path_of(&release.id), fallback.as_deref())
             .expect("validated paths move into a release");
+        moved.secrets.clone_from(&resolved.acts[name].secrets);
         target.acts.insert(name.clone(), moved);
         links.extend(store.live_links(&release.id));
         built.push(Built {

@@ -167,6 +167,32 @@ pub enum ManagerError {
         /// The Acts there are.
         known: Vec<String>,
     },
+    /// An Act's secrets (its `env_file` or the store) could not be read or written. Never
+    /// carries a value.
+    #[error("secrets of Act `{act}`: {source}")]
+    Secrets {
+        /// The Act.
+        act: String,
+        /// What went wrong.
+        #[source]
+        source: backstage_core::secrets::SecretsError,
+    },
+    /// `backstage env set` was given a value that cannot reach the app intact.
+    #[error("the value of `{key}` cannot be used: {why}")]
+    BadSecret {
+        /// The key.
+        key: String,
+        /// Why.
+        why: &'static str,
+    },
+    /// `backstage env` was given an invalid variable name.
+    #[error("invalid variable name `{key}`: {why}")]
+    BadSecretKey {
+        /// The key, shortened.
+        key: String,
+        /// Why.
+        why: String,
+    },
     /// The Act has no live release yet.
     #[error(
         "Act `{act}` has no live release yet; `backstage apply` (or `up`, or `deploy`) builds its first one"

@@ -45,6 +45,7 @@ mod health;
 mod life;
 pub mod logs;
 pub mod releases;
+mod secrets;
 mod status;
 mod system;
 pub use apply::*;
@@ -58,6 +59,8 @@ pub use error::*;
 #[allow(clippy::wildcard_imports)]
 use health::*;
 pub use life::*;
+use secrets::vassal_access;
+pub use secrets::{SecretKey, env_list, env_set, env_unset};
 pub use status::*;
 pub use system::{Host, nginx_can_reach, resolve};
 

@@ -40,14 +40,20 @@ pub fn resolve<'p>(
     production: &'p Production,
     nginx: &NginxBinary,
 ) -> Result<(Cow<'p, Production>, Option<Host>), ManagerError> {
+    let with_secrets = super::secrets::with_secrets(production)?;
     if production.mode != Mode::System {
+        let p = with_secrets.as_ref().unwrap_or(production);
         return Ok((
-            super::on_live_releases(production).map_or(Cow::Borrowed(production), Cow::Owned),
+            match (super::on_live_releases(p), with_secrets) {
+                (Some(p), _) | (None, Some(p)) => Cow::Owned(p),
+                (None, None) => Cow::Borrowed(production),
+            },
             None,
         ));
     }
     let host = Host::inspect(production, nginx)?;
-    let mut p = super::on_live_releases(production).unwrap_or_else(|| production.clone());
+    let base = with_secrets.unwrap_or_else(|| production.clone());
+    let mut p = super::on_live_releases(&base).unwrap_or(base);
     if p.uwsgi_plugins.is_none() {
         let build = host.emperor.as_ref().map_or_else(
             || build_of(Path::new("/usr/bin/uwsgi")),

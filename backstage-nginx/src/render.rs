@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
 
 use backstage_core::values::{ConfPath, ServerName, Slug, Slugish};
-use backstage_core::{DesiredFile, FileKind, Mode, Production, Venue, files};
+use backstage_core::{DEFAULT_HARAKIRI, DesiredFile, FileKind, Mode, Production, Venue, files};
 use rayon::prelude::*;
 use serde::Serialize;
 
@@ -495,6 +495,8 @@ struct StaticCtx<'a> {
     /// Where the previous release's copy of the same files lives, when the Act runs from a
     /// release and an earlier one is kept: a file the live release lacks is served from there.
     fallback: Option<StaticFallback>,
+    /// The Act's uploads (`media`): no caching, never sniffed or run by a browser.
+    media: bool,
 }
 
 #[derive(Serialize)]
@@ -518,6 +520,8 @@ struct GigCtx<'a> {
     location: String,
     /// The variable `map`ped from the status probe header to the Gig's name.
     probe_var: String,
+    /// `uwsgi_read_timeout` in seconds: one less than the smallest harakiri of its Sess.
+    read_timeout: u32,
 }
 
 /// The header `backstage status` sends with the Production's name; only the location of the
@@ -653,8 +657,20 @@ fn render_site(
                         prefix: prefix.as_str(),
                         dir,
                         fallback,
+                        media: false,
                     });
                 }
+            }
+            if let (Some(media), Some(dir)) = (&act.media, production.media_dir(act_name))
+                && claim(media.prefix.to_string(), format!("acts.{act_name}"))?
+            {
+                statics.push(StaticCtx {
+                    act: act_name.as_str(),
+                    prefix: media.prefix.as_str(),
+                    dir: format!("{dir}/"),
+                    fallback: None,
+                    media: true,
+                });
             }
         }
     }
@@ -679,6 +695,15 @@ fn render_site(
             path_regex: mount_regex(gig.path.as_str()),
             location,
             probe_var: probe_var(production.name.as_str(), gname.as_str()),
+            read_timeout: gig
+                .sess
+                .iter()
+                .filter_map(|(s, _)| production.sess.get(s))
+                .map(|s| s.tuning.harakiri.unwrap_or(DEFAULT_HARAKIRI))
+                .min()
+                .unwrap_or(DEFAULT_HARAKIRI)
+                .saturating_sub(1)
+                .max(1),
         });
     }
     let has_root = gig_ctx.iter().any(|g| g.root);

@@ -221,7 +221,7 @@ fn a_broken_line_in_a_gig_block_is_mapped_to_the_gig() {
     let err = validate(&production, &files, &nginx()).unwrap_err();
     insta::assert_snapshot!(
         err.to_string().replace(&dir.path().display().to_string(), "TMP"),
-        @"nginx rejects the configuration of `gigs.jazz-late` (`TMP/state/nginx/sites/backstage.jazzclub.jazz.conf` line 101): unknown directive \"no_such_directive\""
+        @"nginx rejects the configuration of `gigs.jazz-late` (`TMP/state/nginx/sites/backstage.jazzclub.jazz.conf` line 113): unknown directive \"no_such_directive\""
     );
     // Nothing live was written.
     assert!(!files.iter().any(|f| f.path.exists()));

@@ -213,9 +213,18 @@ impl<'p> StageManager<'p> {
         let wanted = self.wanted(name)?;
         let placed = self.placed(slug)?;
         let production = &self.production.name;
+        // A vassal holds the Act's `env`: private in user mode (system mode: `apply` decides).
+        let access =
+            (self.production.mode == backstage_core::Mode::User).then_some(files::Access::PRIVATE);
         let placement = match placed.first() {
             None => {
-                files::write_atomic(&desired.path, desired.content.as_bytes(), production)?;
+                files::write_atomic_with(
+                    &desired.path,
+                    desired.content.as_bytes(),
+                    production,
+                    None,
+                    access,
+                )?;
                 Placement::Created
             }
             Some(first) if *first != wanted => Placement::Outdated,
@@ -223,11 +232,12 @@ impl<'p> StageManager<'p> {
                 // The wanted copy is placed but was edited: restore it (the Emperor reloads it).
                 Some(old) if old != desired.content.as_bytes() => {
                     let when = next_mtime(Some(mtime(&desired.path)?));
-                    files::write_atomic_at(
+                    files::write_atomic_with(
                         &desired.path,
                         desired.content.as_bytes(),
                         production,
                         Some(when),
+                        access,
                     )?;
                     Placement::Reloaded
                 }

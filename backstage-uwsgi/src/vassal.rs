@@ -14,10 +14,23 @@ use rayon::prelude::*;
 
 use backstage_core::values::{ConfPath, InstanceId, Slug};
 use backstage_core::{
-    DesiredFile, FileKind, Mode, Production, Sess, SessInstance, SessSocket, files,
+    DEFAULT_HARAKIRI, DesiredFile, FileKind, Mode, Production, Sess, SessInstance, SessSocket,
+    files,
 };
 
 use crate::error::Error;
+
+/// uWSGI's request buffer unless the Sess says otherwise: the largest request head nginx
+/// accepts (`large_client_header_buffers 4 8k`: 32 KiB) fits, so a large cookie gets a 200,
+/// never a 502.
+pub const DEFAULT_BUFFER_SIZE: u16 = 32768;
+/// Requests a worker serves before it is recycled, unless the Sess says otherwise.
+pub const DEFAULT_MAX_REQUESTS: u32 = 5000;
+/// Seconds a worker lives at most (one hour), and the spread between workers (worker `n` lives
+/// `n ×` that longer), so a Sess' workers never restart all at once. (No `max-requests-delta`:
+/// Debian's uWSGI 2.0.21 lacks it.)
+const MAX_WORKER_LIFETIME: u32 = 3600;
+const MAX_WORKER_LIFETIME_DELTA: u32 = 30;
 
 /// The placeholder that stands for `(` where uWSGI would otherwise expand `$(…)` or `@(…)`.
 const LEFT_PAREN_PLACEHOLDER: &str = "backstage-lp";
@@ -150,19 +163,49 @@ impl<'p> Parts<'p> {
         if let Some(settings) = &act.settings {
             w.env("DJANGO_SETTINGS_MODULE", settings.as_str())?;
         }
+        if let (Some(media), Some(dir)) = (&act.media, production.media_dir(&sess.act)) {
+            w.env("BACKSTAGE_MEDIA_ROOT", dir.as_str())?;
+            w.env("BACKSTAGE_MEDIA_URL", media.prefix.as_str())?;
+        }
         for (key, value) in &act.env {
             w.env(key.as_str(), value.as_str())?;
         }
+        // Secrets: an empty one is no secret and goes here (an empty envdir file would unset
+        // it); the others are read raw from a private envdir at start, named only here.
+        for (key, value) in &act.secrets.values {
+            if value.expose().is_empty() {
+                w.env(key.as_str(), "")?;
+            }
+        }
+        if let Some(dir) = production.envdir_of(name) {
+            w.path("envdir", &dir)?;
+        }
+        // Python threads (APM and error-reporting SDKs start their own) run only with the GIL
+        // released between requests.
+        w.set("enable-threads", "true")?;
+        // A client gone mid-answer is routine, not an error worth a log line or an exception.
+        w.set("ignore-sigpipe", "true")?;
+        w.set("ignore-write-errors", "true")?;
+        w.set("disable-write-exception", "true")?;
         let t = &sess.tuning;
-        if let Some(v) = t.harakiri {
-            w.set("harakiri", &v.to_string())?;
-        }
-        if let Some(v) = t.max_requests {
-            w.set("max-requests", &v.to_string())?;
-        }
-        if let Some(v) = t.buffer_size {
-            w.set("buffer-size", &v.to_string())?;
-        }
+        w.set(
+            "harakiri",
+            &t.harakiri.unwrap_or(DEFAULT_HARAKIRI).to_string(),
+        )?;
+        // Workers are recycled now and then, so a leak in the app grows no further.
+        w.set(
+            "max-requests",
+            &t.max_requests.unwrap_or(DEFAULT_MAX_REQUESTS).to_string(),
+        )?;
+        w.set("max-worker-lifetime", &MAX_WORKER_LIFETIME.to_string())?;
+        w.set(
+            "max-worker-lifetime-delta",
+            &MAX_WORKER_LIFETIME_DELTA.to_string(),
+        )?;
+        w.set(
+            "buffer-size",
+            &t.buffer_size.unwrap_or(DEFAULT_BUFFER_SIZE).to_string(),
+        )?;
         if let Some(v) = t.listen {
             w.set("listen", &v.to_string())?;
         }

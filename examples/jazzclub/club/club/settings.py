@@ -12,7 +12,8 @@ from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-# A real deployment sets DJANGO_SECRET_KEY in the Act's env; this fallback is for the example only.
+# A real deployment keeps DJANGO_SECRET_KEY out of the manifest: `backstage env club set
+# DJANGO_SECRET_KEY=...` (or an `env_file`). This fallback is for the example only.
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "jazzclub-example-not-secret")
 
 DEBUG = os.environ.get("DJANGO_DEBUG", "0") == "1"
@@ -82,3 +83,9 @@ USE_TZ = True
 # nginx serves STATIC_ROOT at STATIC_URL (the Act's `static` table); `collectstatic` fills it.
 STATIC_URL = "/static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+
+# Uploads: `media = { "/media/" = "media" }` in backstage.toml. Backstage keeps the directory in
+# the Act's shared dir (it outlives every release), serves it with nginx, and tells each Sess
+# where it is.
+MEDIA_URL = os.environ.get("BACKSTAGE_MEDIA_URL", "/media/")
+MEDIA_ROOT = os.environ.get("BACKSTAGE_MEDIA_ROOT", BASE_DIR / "media")

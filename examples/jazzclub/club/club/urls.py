@@ -11,5 +11,8 @@ urlpatterns = [
     path("echo", views.echo, name="echo"),
     path("note", views.note, name="note"),
     path("tunes", views.tunes, name="tunes"),
+    path("flyers", views.flyers, name="flyers"),
+    path("stuck", views.stuck, name="stuck"),
+    path("env", views.env, name="env"),
     path("admin/", admin.site.urls),
 ]

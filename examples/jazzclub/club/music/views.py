@@ -3,6 +3,7 @@ endpoints the tests use."""
 
 import hashlib
 import os
+import time
 
 from django.db import models
 from django.http import HttpResponse, JsonResponse
@@ -10,7 +11,10 @@ from django.middleware.csrf import get_token
 from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
 
-from music.models import Tune
+from django import forms
+from django.shortcuts import redirect
+
+from music.models import Flyer, Tune
 
 
 def home(request):
@@ -56,3 +60,36 @@ def note(request):
         return JsonResponse({"noted": request.POST.get("text", "")})
     return JsonResponse({"csrf_token": get_token(request)})
 
+
+
+class FlyerForm(forms.ModelForm):
+    class Meta:
+        model = Flyer
+        fields = ["title", "image"]
+
+
+def flyers(request):
+    """A plain upload form (CSRF-protected): the file lands in MEDIA_ROOT, nginx serves it."""
+    if request.method == "POST":
+        form = FlyerForm(request.POST, request.FILES)
+        if form.is_valid():
+            form.save()
+            return redirect("flyers")
+    else:
+        form = FlyerForm()
+    return render(request, "music/flyers.html", {"form": form, "flyers": Flyer.objects.all()})
+
+
+def stuck(request):
+    """Sleeps `s` seconds (at most 120): a stuck request, for the harakiri test."""
+    time.sleep(min(float(request.GET.get("s", "1")), 120))
+    return HttpResponse("done\n", content_type="text/plain")
+
+
+def env(request):
+    """The value of one environment variable named in `name`: the tests check that values reach
+    the app literally (a secret, or `%(x) 100%` from the manifest)."""
+    name = request.GET.get("name", "")
+    if not name.startswith(("JAZZ_", "DJANGO_SECRET_KEY", "BACKSTAGE_MEDIA")):
+        return JsonResponse({"error": "not an example variable"}, status=403)
+    return JsonResponse({"name": name, "value": os.environ.get(name)})
