@@ -36,6 +36,7 @@ pub mod plan;
 mod problem;
 pub mod secrets;
 mod source;
+mod suggest;
 pub mod values;
 
 pub use desired::{DesiredFile, FileKind};
@@ -48,3 +49,4 @@ pub use model::{
 };
 pub use problem::{Problem, line_column};
 pub use source::MANIFEST_MAX_BYTES;
+pub use suggest::suggest;

@@ -21,6 +21,7 @@ use crate::model::{
 };
 use crate::problem::{Problem, TomlPath};
 use crate::source::{KEY_PARTS_MAX, deep_keys, read_bounded, utf8_source};
+use crate::suggest::suggest;
 use crate::values::{
     Account, ApiUrl, BodySize, ConfPath, EnvKey, IniValue, ListenAddr, PluginName, Program,
     PyModule, ServerName, Slug, SocketSpec, UrlPath, UrlPrefix, UwsgiOption, ValueError,
@@ -419,16 +420,6 @@ impl<'a, 'i> Tbl<'a, 'i> {
             );
         }
     }
-}
-
-/// The closest candidate to `word`, if it is close enough to be a likely typo.
-fn suggest<'c>(word: &str, candidates: impl IntoIterator<Item = &'c str>) -> Option<&'c str> {
-    candidates
-        .into_iter()
-        .map(|c| (strsim::damerau_levenshtein(word, c), c))
-        .filter(|(d, c)| *d <= 2.max(c.len() / 4) && *d < c.len())
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| c)
 }
 
 const TOP_KEYS: &[&str] = &[

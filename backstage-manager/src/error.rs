@@ -236,13 +236,9 @@ pub enum ManagerError {
 
 /// `; did you mean `x`?` for the closest known name, or the list of them.
 fn suggest(name: &str, known: &[String]) -> String {
-    let best = known
-        .iter()
-        .map(|k| (strsim::jaro_winkler(name, k), k))
-        .filter(|(score, _)| *score > 0.8)
-        .max_by(|a, b| a.0.total_cmp(&b.0));
+    let best = backstage_core::suggest(name, known.iter().map(String::as_str));
     match (best, known.is_empty()) {
-        (Some((_, k)), _) => format!("; did you mean `{k}`?"),
+        (Some(k), _) => format!("; did you mean `{k}`?"),
         (None, true) => String::new(),
         (None, false) => format!(
             " (it has {})",

@@ -173,9 +173,9 @@ pub fn sources(production: &Production, names: &[String]) -> Result<Vec<Source>,
             found = true;
         }
         if !found {
-            let suggestion = known_names(production)
-                .into_iter()
-                .min_by_key(|k| strsim::levenshtein(k, name));
+            let known = known_names(production);
+            let suggestion =
+                backstage_core::suggest(name, known.iter().map(String::as_str)).map(str::to_owned);
             return Err(ManagerError::UnknownLogName {
                 name: name.clone(),
                 suggestion,

@@ -61,13 +61,8 @@ pub fn find_sess<'p>(
         .ok_or_else(|| Error::UnknownSess {
             name: name.to_owned(),
             production: production.name.to_string(),
-            suggestion: production
-                .sess
-                .keys()
-                .map(|k| (strsim::levenshtein(k.as_str(), name), k))
-                .filter(|(d, _)| *d <= 3)
-                .min_by_key(|(d, _)| *d)
-                .map(|(_, k)| k.to_string()),
+            suggestion: backstage_core::suggest(name, production.sess.keys().map(Slug::as_str))
+                .map(str::to_owned),
         })
 }
 
