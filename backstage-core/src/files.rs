@@ -217,12 +217,26 @@ pub fn write_atomic_with(
             production: production.to_string(),
         });
     }
+    place(path, content, mtime, access)
+}
+
+/// Puts `content` at `path` atomically, whoever's file was there: a temporary file in the same
+/// directory (created anew, with `access` set before a byte is written), fsynced, renamed over
+/// `path`, the directory fsynced. The primitive under [`write_atomic_with`], for files that
+/// carry no marker (records, stores).
+pub fn place(
+    path: &Path,
+    content: &[u8],
+    mtime: Option<SystemTime>,
+    access: Option<Access>,
+) -> Result<(), FileError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(dir).map_err(io_err("create directory", dir))?;
     let tmp = temp_name(path);
+    let _ = fs::remove_file(&tmp);
     let result = (|| {
         let mut options = OpenOptions::new();
-        options.write(true).create(true).truncate(true);
+        options.write(true).create_new(true);
         if let Some(a) = access {
             std::os::unix::fs::OpenOptionsExt::mode(&mut options, a.mode);
         }

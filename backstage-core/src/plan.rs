@@ -88,34 +88,9 @@ impl Applied {
         };
         let path = Self::path(production);
         let json = serde_json::to_vec_pretty(&record).expect("serializes");
-        // Not a managed config file: plain atomic replace inside the state dir.
-        let tmp = files::temp_name(&path);
-        fs::create_dir_all(production.layout.state_dir.as_path()).map_err(|source| {
-            FileError::Io {
-                action: "create",
-                path: production.layout.state_dir.as_path().to_owned(),
-                source,
-            }
-        })?;
-        // Private, as everything in the state dir that describes a vassal.
-        let write = || {
-            use std::io::Write as _;
-            use std::os::unix::fs::OpenOptionsExt as _;
-            let _ = fs::remove_file(&tmp);
-            fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&tmp)?
-                .write_all(&json)
-        };
-        write()
-            .and_then(|()| fs::rename(&tmp, &path))
-            .map_err(|source| FileError::Io {
-                action: "write",
-                path,
-                source,
-            })
+        // Not a managed config file (no marker); private, as everything in the state dir that
+        // describes a vassal.
+        files::place(&path, &json, None, Some(files::Access::PRIVATE))
     }
 }
 

@@ -14,8 +14,8 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs;
-use std::io::{self, Write as _};
-use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
+use std::io;
+use std::os::unix::fs::DirBuilderExt as _;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest as _, Sha256};
@@ -391,39 +391,31 @@ fn private_dir(dir: &Path) -> Result<(), SecretsError> {
 /// Writes `content` to `path` atomically, mode 0600 from the start (never readable by others,
 /// not even for an instant).
 pub fn write_private(path: &Path, content: &[u8]) -> Result<(), SecretsError> {
-    let tmp = crate::files::temp_name(path);
-    let io = |action, p: &Path| {
-        let p = p.to_owned();
-        move |source| SecretsError::Io {
-            action,
-            path: p,
-            source,
+    crate::files::place(path, content, None, Some(crate::files::Access::PRIVATE)).map_err(|e| {
+        match e {
+            crate::files::FileError::Io {
+                action,
+                path,
+                source,
+            } => SecretsError::Io {
+                action,
+                path,
+                source,
+            },
+            other => SecretsError::Io {
+                action: "write",
+                path: path.to_owned(),
+                source: io::Error::other(other.to_string()),
+            },
         }
-    };
-    let _ = fs::remove_file(&tmp);
-    let result = (|| {
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(io("create", &tmp))?;
-        f.set_permissions(fs::Permissions::from_mode(0o600))
-            .map_err(io("set the mode of", &tmp))?;
-        f.write_all(content).map_err(io("write", &tmp))?;
-        f.sync_all().map_err(io("fsync", &tmp))?;
-        fs::rename(&tmp, path).map_err(io("rename", path))
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use std::os::unix::fs::PermissionsExt as _;
 
     fn key(s: &str) -> EnvKey {
         s.parse().unwrap()

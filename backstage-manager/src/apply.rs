@@ -187,7 +187,7 @@ pub fn apply(
         host.ensure_dirs(production)?;
     }
     let _lock = take_lock(production, options.lock_wait, progress)?;
-    let production = fresh(manifest, production, host, &options.nginx, progress)?;
+    let production = fresh(manifest, production, host, progress)?;
     let production = production.as_ref();
     if host.is_some() {
         // No `up` in system mode: apply builds what the Stages lack (idempotent).
@@ -256,12 +256,12 @@ pub(super) fn fresh<'m>(
     manifest: &'m Production,
     stale: &Production,
     host: Option<&Host>,
-    nginx: &NginxBinary,
     progress: &mut dyn FnMut(Event),
 ) -> Result<Cow<'m, Production>, ManagerError> {
     recover(stale, host, progress)?;
-    let (mut production, _) = resolve(manifest, nginx)?;
-    // System mode: what the server was found running stays as inspected before the lock.
+    // Secrets and live releases read again; what the server was found running (system mode) stays as
+    // inspected before the lock, not inspected twice.
+    let mut production = system::on_state(manifest)?;
     if stale.mode == Mode::System {
         let p = production.to_mut();
         p.uwsgi_plugins.clone_from(&stale.uwsgi_plugins);

@@ -393,7 +393,17 @@ fn own_shared(production: &Production, acts: &[Slug]) {
             continue;
         };
         let dir = store_of(production, name).shared_dir().to_owned();
-        for entry in walkdir::WalkDir::new(&dir).into_iter().flatten() {
+        // An entry already the account's was handed over with all it holds when it was
+        // seeded (uploads can be many): only what a build seeded since is walked.
+        let theirs = |e: &walkdir::DirEntry| {
+            use std::os::unix::fs::MetadataExt as _;
+            e.depth() > 0 && e.metadata().is_ok_and(|m| m.uid() == user.uid.as_raw())
+        };
+        for entry in walkdir::WalkDir::new(&dir)
+            .into_iter()
+            .filter_entry(|e| !theirs(e))
+            .flatten()
+        {
             let _ = nix::unistd::chown(entry.path(), Some(user.uid), Some(user.gid));
         }
     }
@@ -533,7 +543,7 @@ pub fn deploy(
         host.ensure_dirs(resolved)?;
     }
     let _lock = take_lock(resolved, options.apply.lock_wait, progress)?;
-    let resolved = fresh(production, resolved, host, &options.apply.nginx, progress)?;
+    let resolved = fresh(production, resolved, host, progress)?;
     let resolved = resolved.as_ref();
     let (target, built, links) = build_releases(
         production,
@@ -615,7 +625,7 @@ pub fn rollback(
         host.ensure_dirs(resolved)?;
     }
     let _lock = take_lock(resolved, options.lock_wait, progress)?;
-    let resolved = fresh(production, resolved, host, &options.nginx, progress)?;
+    let resolved = fresh(production, resolved, host, progress)?;
     let resolved = resolved.as_ref();
     let store = store_of(resolved, &name);
     let live = store.live();
@@ -679,7 +689,7 @@ pub fn restart(
         host.ensure_dirs(&resolved)?;
     }
     let _lock = take_lock(&resolved, options.lock_wait, progress)?;
-    let resolved = fresh(production, &resolved, host, &options.nginx, progress)?;
+    let resolved = fresh(production, &resolved, host, progress)?;
     let mut counts = read_restarts(&resolved);
     let n = {
         let n = counts.entry(name.to_string()).or_insert(0);
@@ -692,14 +702,7 @@ pub fn restart(
     }
     let file = restarts_file(&target);
     let json = serde_json::to_vec(&counts).expect("counts serialize");
-    let tmp = file.with_extension(format!("json.{}", std::process::id()));
-    fs::write(&tmp, json)
-        .and_then(|()| fs::rename(&tmp, &file))
-        .map_err(|source| ManagerError::Io {
-            action: "write",
-            path: file.clone(),
-            source,
-        })?;
+    backstage_core::files::place(&file, &json, None, None)?;
     progress(Event::Step(format!(
         "restarting Sess `{name}` (restart {n})"
     )));

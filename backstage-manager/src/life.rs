@@ -26,7 +26,7 @@ pub fn up(
         });
     }
     let _lock = take_lock(production, options.lock_wait, progress)?;
-    let resolved = fresh(production, production, None, &options.nginx, progress)?;
+    let resolved = fresh(production, production, None, progress)?;
     // Every Act on its live release; the first release of an Act that has none is built now.
     let (production, links) =
         if let Some((target, links)) = first_releases(production, &resolved, progress)? {

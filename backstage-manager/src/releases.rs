@@ -62,6 +62,9 @@ pub enum ReleaseError {
         /// The id asked for.
         id: String,
     },
+    /// A release's record could not be written.
+    #[error(transparent)]
+    File(#[from] backstage_core::files::FileError),
     /// A `shared` entry would leave the release.
     #[error("shared path `{path}` must be relative and stay inside the Act")]
     BadShared {
@@ -435,12 +438,9 @@ fn check_shared(entry: &str) -> Result<(), ReleaseError> {
 }
 
 fn write_record(dir: &Path, release: &Release) -> Result<(), ReleaseError> {
-    let path = dir.join(RECORD);
-    let tmp = dir.join(format!(".{RECORD}.tmp"));
     let json = serde_json::to_vec_pretty(release).expect("a release serializes");
-    fs::write(&tmp, json)
-        .and_then(|()| fs::rename(&tmp, &path))
-        .map_err(io_err("write", &path))
+    backstage_core::files::place(&dir.join(RECORD), &json, None, None)?;
+    Ok(())
 }
 
 /// The top of the git work tree holding `dir`, if any.

@@ -40,20 +40,12 @@ pub fn resolve<'p>(
     production: &'p Production,
     nginx: &NginxBinary,
 ) -> Result<(Cow<'p, Production>, Option<Host>), ManagerError> {
-    let with_secrets = super::secrets::with_secrets(production)?;
+    let p = on_state(production)?;
     if production.mode != Mode::System {
-        let p = with_secrets.as_ref().unwrap_or(production);
-        return Ok((
-            match (super::on_live_releases(p), with_secrets) {
-                (Some(p), _) | (None, Some(p)) => Cow::Owned(p),
-                (None, None) => Cow::Borrowed(production),
-            },
-            None,
-        ));
+        return Ok((p, None));
     }
     let host = Host::inspect(production, nginx)?;
-    let base = with_secrets.unwrap_or_else(|| production.clone());
-    let mut p = super::on_live_releases(&base).unwrap_or(base);
+    let mut p = p.into_owned();
     if p.uwsgi_plugins.is_none() {
         let build = host.emperor.as_ref().map_or_else(
             || build_of(Path::new("/usr/bin/uwsgi")),
@@ -66,6 +58,17 @@ pub fn resolve<'p>(
     }
     p.nginx_group = host.nginx.worker_group.parse::<Account>().ok();
     Ok((Cow::Owned(p), Some(host)))
+}
+
+/// The Production with what the state dir adds to the manifest: each Act's secrets and live
+/// release (the host is not looked at).
+pub(super) fn on_state(production: &Production) -> Result<Cow<'_, Production>, ManagerError> {
+    let with_secrets = super::secrets::with_secrets(production)?;
+    let p = with_secrets.as_ref().unwrap_or(production);
+    Ok(match (super::on_live_releases(p), with_secrets) {
+        (Some(p), _) | (None, Some(p)) => Cow::Owned(p),
+        (None, None) => Cow::Borrowed(production),
+    })
 }
 
 impl Host {
