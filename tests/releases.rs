@@ -4,7 +4,7 @@
 
 mod support;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -464,4 +464,104 @@ fn killed_and_concurrent_deploys_converge_and_old_releases_are_pruned() {
         .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
         .count();
     assert_eq!(kept, 2, "pruned on disk");
+}
+
+fn prefix(club: &Club) -> String {
+    let (status, body) = get(club.port, "jazz.localhost", "/whoami").unwrap();
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    v["prefix"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn a_release_with_new_requirements_gets_its_own_environment_and_the_stage_is_left_alone() {
+    let club = git_club();
+    ok(&club.run(&["up"]));
+    // The tests' Stage is the test virtualenv (see `Club::new`).
+    let stage = support::test_venv();
+    let stage_python = stage.join("bin/python");
+    assert_eq!(
+        Path::new(&prefix(&club)),
+        stage,
+        "the first release runs on the Stage"
+    );
+
+    // A new requirement: the release gets its own environment, built beside the running copy,
+    // which keeps importing from the Stage until the switch.
+    let requirements = club.dir.join("club/requirements.txt");
+    let text = std::fs::read_to_string(&requirements).unwrap();
+    std::fs::write(&requirements, format!("{text}six==1.16.0\n")).unwrap();
+    commit_all(&club.dir, "six");
+    let (served, failed, out) = under_load(club.port, || club.run(&["deploy"]));
+    ok(&out);
+    assert_eq!(
+        failed, 0,
+        "requests failed across the deploy ({served} served)"
+    );
+    assert!(
+        stderr(&out).contains("its own environment"),
+        "{}",
+        stderr(&out)
+    );
+    let env = PathBuf::from(prefix(&club));
+    assert!(
+        env.starts_with(club.dir.join(".backstage/envs")),
+        "the new release imports from its environment: {}",
+        env.display()
+    );
+    let six = ok(&club.run(&[
+        "run",
+        "club",
+        "--",
+        "python",
+        "-c",
+        "import six; print(six.__version__)",
+    ]));
+    assert_eq!(six.trim(), "1.16.0");
+    let stage_six = Command::new(&stage_python)
+        .args(["-c", "import six"])
+        .output()
+        .unwrap();
+    assert!(
+        !stage_six.status.success(),
+        "six was installed into the Stage"
+    );
+    let list = releases(&club);
+    assert_eq!(list.len(), 2);
+    assert_settled(&club, "after a deploy with its own environment");
+
+    // Back: the previous release imports from the Stage again; no pip, no rebuild.
+    let (served, failed, out) = under_load(club.port, || club.run(&["rollback", "club"]));
+    ok(&out);
+    assert_eq!(
+        failed, 0,
+        "requests failed across the rollback ({served} served)"
+    );
+    assert!(!stderr(&out).contains("pip"), "{}", stderr(&out));
+    assert_eq!(Path::new(&prefix(&club)), stage);
+    assert_settled(&club, "after rolling back to the Stage's environment");
+
+    // Forward again with the same requirements: the environment is reused without pip.
+    edit(
+        &club,
+        "music/templates/music/home.html",
+        "<h1>",
+        "<h1>Six: ",
+    );
+    commit_all(&club.dir, "a template");
+    let out = club.run(&["deploy", "--json"]);
+    let report: serde_json::Value = serde_json::from_str(&ok(&out)).unwrap();
+    let said = stderr(&out);
+    assert!(said.contains("has these requirements already"), "{said}");
+    assert!(!said.contains("-m pip install"), "pip ran again: {said}");
+    // nginx serves static files through the `current` link: a switch of release changes no
+    // nginx file, so nginx is not reloaded (no reload race on a keep-alive connection).
+    assert_eq!(report["apply"]["nginx_reloaded"], false, "{report}");
+    assert_eq!(
+        PathBuf::from(prefix(&club)),
+        env,
+        "one environment per requirements"
+    );
+    assert!(home(&club).contains("Six: "));
+    assert_settled(&club, "after a second deploy on the same environment");
 }

@@ -168,10 +168,27 @@ pub struct Act {
     /// The secrets its Sess get: loaded by the Production Manager from `env_file` and the
     /// store (`backstage env`), never from the manifest.
     pub secrets: crate::secrets::Secrets,
-    /// Set by the Act Manager when the Act runs from a release and an earlier release is kept:
-    /// that release's root, whose static files nginx serves when the live release lacks them
-    /// (pages rendered by the previous release keep finding their hashed assets).
+    /// Set by the Act Manager when the Act runs from a release: the link (`current`) through
+    /// which nginx reaches the live release's static files, so a switch of release changes no
+    /// nginx file (and reloads no nginx). Its static dirs are re-rooted there.
+    pub live_link: Option<ConfPath>,
+    /// Set with `live_link`: the link (`previous`) to the release live before, whose static
+    /// files nginx serves when the live release lacks them (pages rendered by the previous
+    /// release keep finding their hashed assets).
     pub fallback_root: Option<ConfPath>,
+    /// Set by the Act Manager when the live release's requirements differ from what its Stage
+    /// has installed: the virtualenv built for that release's requirements, which its Sess and
+    /// commands import from instead of the Stage's (a deploy never pips into the environment
+    /// a running copy imports from).
+    pub environment: Option<ConfPath>,
+}
+
+impl Act {
+    /// The virtualenv the Act's code imports from on `stage`: its release's own environment
+    /// when it has one, else the Stage's.
+    pub fn virtualenv<'a>(&'a self, stage: &'a Stage) -> &'a ConfPath {
+        self.environment.as_ref().unwrap_or(&stage.virtualenv)
+    }
 }
 
 /// An Act's uploads: the URL prefix nginx serves them at, and their directory, relative to the

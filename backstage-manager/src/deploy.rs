@@ -9,8 +9,9 @@
 //! same journaled transaction as the vassals and nginx files, so an interrupted deploy is
 //! undone as a whole by the next command.
 //!
-//! A deploy builds the release (a snapshot), installs the Stage's requirements when they
-//! changed, then in the release: `collectstatic`, Django's `manage.py check` (an import error
+//! A deploy builds the release (a snapshot), gives it its own virtualenv when its
+//! requirements differ from what its Stage installed (never pip into the environment a
+//! running copy imports from), then in the release: `collectstatic`, Django's `manage.py check` (an import error
 //! fails here in seconds, with its traceback, before any Sess starts) and the Act's release
 //! phase (`release = [...]`, e.g. migrations). Any failure there deploys nothing.
 //!
@@ -20,7 +21,7 @@
 #[allow(clippy::wildcard_imports)]
 use super::*;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read as _;
 use std::process::{Command, Stdio};
 use std::time::SystemTime;
@@ -116,8 +117,8 @@ pub fn on_live_releases(production: &Production) -> Option<Production> {
         let Some(live) = store.live() else {
             continue;
         };
-        let fallback = store.previously_live().map(|p| store.path_of(&p));
-        let moved = on_release(act, &store.path_of(&live), fallback.as_deref());
+        let environment = store.get(&live).ok().and_then(|r| r.environment);
+        let moved = on_release(act, &store, &live, environment.as_deref());
         if let Some(moved) = moved {
             out.get_or_insert_with(|| production.clone())
                 .acts
@@ -127,10 +128,18 @@ pub fn on_live_releases(production: &Production) -> Option<Production> {
     out
 }
 
-/// `act` running from the release at `release`: its root, the static dirs and requirements
-/// file inside the root, moved there; `fallback` the release whose static files back up the
-/// live ones. `None` when a path cannot be expressed (it never can: they are validated).
-fn on_release(act: &Act, release: &Path, fallback: Option<&Path>) -> Option<Act> {
+/// `act` running from its release `id` in `store`: its root, the static dirs and requirements
+/// file inside the root, moved there; nginx reaching the static files through the `current`
+/// link, backed up by the `previous` one's; `environment` the release's own virtualenv, if it
+/// has one. `None` when a path cannot be expressed (it never can: they are validated).
+fn on_release(
+    act: &Act,
+    store: &ReleaseStore,
+    id: &str,
+    environment: Option<&Path>,
+) -> Option<Act> {
+    let release = store.path_of(id);
+    let release = release.as_path();
     let root = act.root.as_path();
     let moved = |p: &ConfPath| -> Option<ConfPath> {
         match p.as_path().strip_prefix(root) {
@@ -149,8 +158,10 @@ fn on_release(act: &Act, release: &Path, fallback: Option<&Path>) -> Option<Act>
         .iter()
         .map(|(k, v)| Some((k.clone(), moved(v)?)))
         .collect::<Option<BTreeMap<_, _>>>()?;
-    out.fallback_root = match fallback {
-        Some(f) => Some(f.to_str()?.parse().ok()?),
+    out.live_link = Some(store.current_link().to_str()?.parse().ok()?);
+    out.fallback_root = Some(store.previous_link().to_str()?.parse().ok()?);
+    out.environment = match environment {
+        Some(e) => Some(e.to_str()?.parse().ok()?),
         None => None,
     };
     Some(out)
@@ -200,7 +211,7 @@ fn act_command(production: &Production, name: &Slug, program: &str, as_sess: boo
         cmd.env("DJANGO_SETTINGS_MODULE", settings.as_str());
     }
     if let Some((sess_name, sess)) = lead_sess(production, name) {
-        let venv = production.stages[&sess.stage].virtualenv.as_path();
+        let venv = act.virtualenv(&production.stages[&sess.stage]).as_path();
         let path = std::env::var_os("PATH").unwrap_or_default();
         let mut paths = vec![venv.join("bin")];
         paths.extend(std::env::split_paths(&path));
@@ -355,10 +366,14 @@ fn build_releases(
             )));
             continue;
         }
-        let fallback = live.as_ref().map(|l| store.path_of(l));
-        let mut moved = on_release(act, &store.path_of(&release.id), fallback.as_deref())
+        let mut moved = on_release(act, &store, &release.id, None)
             .expect("validated paths move into a release");
         moved.secrets.clone_from(&resolved.acts[name].secrets);
+        moved.environment = environment_of(&target, name, &moved)?;
+        store.set_environment(
+            &release.id,
+            moved.environment.as_ref().map(ConfPath::as_path),
+        )?;
         target.acts.insert(name.clone(), moved);
         links.extend(store.live_links(&release.id));
         built.push(Built {
@@ -371,10 +386,127 @@ fn build_releases(
         own_shared(&target, acts);
     }
     build_stages(&target, progress)?;
+    for b in &built {
+        build_environment(&target, &b.act, progress)?;
+    }
     for b in &mut built {
         prepare(&target, &store_of(&target, &b.act), b, progress)?;
     }
     Ok((target, built, links))
+}
+
+/// Where the environments of releases whose requirements differ from their Stage's live.
+fn environments_dir(production: &Production) -> PathBuf {
+    production.layout.state_dir.as_path().join("envs")
+}
+
+/// The environment a new release of `name` (`act`, moved into the release) imports from:
+/// none when its requirements are its Stage's (or its Stage was never installed: the first
+/// install brings them), else `<state_dir>/envs/<stage>-<digest>`, one per Stage and
+/// requirements content, shared by every release that has them. An Act whose Sess play on
+/// several Stages keeps none (an environment belongs to one interpreter): its Stages get the
+/// requirements, as before releases had environments.
+fn environment_of(
+    production: &Production,
+    name: &Slug,
+    act: &Act,
+) -> Result<Option<ConfPath>, ManagerError> {
+    use sha2::Digest as _;
+    let Some(requirements) = &act.requirements else {
+        return Ok(None);
+    };
+    let stages: BTreeSet<&Slug> = production
+        .sess
+        .values()
+        .filter(|s| &s.act == name)
+        .map(|s| &s.stage)
+        .collect();
+    let [stage] = stages.into_iter().collect::<Vec<_>>()[..] else {
+        return Ok(None);
+    };
+    match stage_set::has_installed(production, stage, requirements.as_path())? {
+        None | Some(true) => return Ok(None),
+        Some(false) => {}
+    }
+    let text = fs::read(requirements.as_path()).map_err(|source| ManagerError::Io {
+        action: "read",
+        path: requirements.as_path().to_owned(),
+        source,
+    })?;
+    let python = production.stages[stage]
+        .virtualenv
+        .as_path()
+        .join("bin/python");
+    let mut digest = sha2::Sha256::new();
+    digest.update(python.as_os_str().as_encoded_bytes());
+    digest.update(b"\0");
+    digest.update(&text);
+    let hex = digest.finalize()[..8]
+        .iter()
+        .fold(String::with_capacity(16), |mut s, b| {
+            use std::fmt::Write as _;
+            let _ = write!(s, "{b:02x}");
+            s
+        });
+    let dir = environments_dir(production).join(format!("{stage}-{hex}"));
+    Ok(dir.to_str().and_then(|d| d.parse().ok()))
+}
+
+/// Builds (or reuses) the environment of `name`'s new release, if it has one.
+fn build_environment(
+    production: &Production,
+    name: &Slug,
+    progress: &mut dyn FnMut(Event),
+) -> Result<(), ManagerError> {
+    let act = &production.acts[name];
+    let (Some(dir), Some(requirements), Some((_, sess))) = (
+        &act.environment,
+        &act.requirements,
+        lead_sess(production, name),
+    ) else {
+        return Ok(());
+    };
+    let python = production.stages[&sess.stage]
+        .virtualenv
+        .as_path()
+        .join("bin/python");
+    progress(Event::Step(format!(
+        "Act `{name}`: its requirements changed; the release gets its own environment (the \
+         running copies keep theirs)"
+    )));
+    stage_set::build_environment(&python, requirements.as_path(), dir.as_path(), &mut |p| {
+        progress(match p {
+            Progress::Step(s) => Event::Step(s),
+            Progress::Output(s) => Event::Output(s),
+            Progress::Skipped(s) => Event::Skipped(s),
+            other => Event::Output(format!("{other:?}")),
+        });
+    })?;
+    Ok(())
+}
+
+/// Removes every environment no kept release of any Act imports from. Best effort: an
+/// environment left behind costs disk only.
+fn prune_environments(production: &Production, progress: &mut dyn FnMut(Event)) {
+    let dir = environments_dir(production);
+    let Ok(entries) = fs::read_dir(&dir) else {
+        return;
+    };
+    let mut used = BTreeSet::new();
+    for name in production.acts.keys() {
+        for r in store_of(production, name).list().unwrap_or_default() {
+            used.extend(r.environment);
+        }
+    }
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if !used.contains(&path) && fs::remove_dir_all(&path).is_ok() {
+            progress(Event::Step(format!(
+                "removed environment `{}`: no kept release imports from it",
+                path.display()
+            )));
+        }
+    }
 }
 
 /// System mode: an Act's shared files are its Sess' account's (the app writes its database
@@ -425,8 +557,8 @@ fn prepare(
         )));
         return Ok(());
     };
-    let python = production.stages[&sess.stage]
-        .virtualenv
+    let python = act
+        .virtualenv(&production.stages[&sess.stage])
         .as_path()
         .join("bin/python");
     // Marked failed until it has passed: a deploy killed half-way leaves no release that
@@ -583,6 +715,7 @@ fn finish(
             pruned,
         });
     }
+    prune_environments(production, progress);
     Ok(DeployReport { acts, apply })
 }
 
@@ -644,13 +777,14 @@ pub fn rollback(
         });
     }
     let mut target = resolved.clone();
-    let fallback = live.as_ref().map(|l| store.path_of(l));
-    let moved = on_release(
+    let mut moved = on_release(
         &production.acts[&name],
-        &store.path_of(&release.id),
-        fallback.as_deref(),
+        &store,
+        &release.id,
+        release.environment.as_deref(),
     )
     .expect("validated paths move into a release");
+    moved.secrets.clone_from(&resolved.acts[&name].secrets);
     target.acts.insert(name.clone(), moved);
     let links = store.live_links(&release.id);
     progress(Event::Step(format!(

@@ -116,6 +116,10 @@ pub struct Release {
     pub created: String,
     /// How its release phase went.
     pub release_phase: Phase,
+    /// The virtualenv built for its requirements, when they differ from what its Stage has
+    /// installed (see `deploy`); none when it imports from its Stage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<PathBuf>,
 }
 
 /// The releases of one Act.
@@ -190,6 +194,7 @@ impl ReleaseStore {
             revision,
             created: stamp,
             release_phase: Phase::Skipped,
+            environment: None,
         };
         write_record(&tmp, &release)?;
         let dest = self.path_of(&id);
@@ -230,6 +235,17 @@ impl ReleaseStore {
             .unwrap_or_default();
         archive(&top, &sha, &sub, dest)?;
         Ok(sha)
+    }
+
+    /// Records the environment release `id` imports from (none: its Stage's).
+    pub fn set_environment(
+        &self,
+        id: &str,
+        environment: Option<&Path>,
+    ) -> Result<(), ReleaseError> {
+        let mut r = self.get(id)?;
+        r.environment = environment.map(Path::to_owned);
+        write_record(&self.path_of(id), &r)
     }
 
     /// Records how the release phase of `id` went.
@@ -274,6 +290,11 @@ impl ReleaseStore {
     /// The `current` link (its mtime: when the live release went live).
     pub fn current_link(&self) -> PathBuf {
         self.dir.join(CURRENT)
+    }
+
+    /// The `previous` link: the release live before the live one.
+    pub fn previous_link(&self) -> PathBuf {
+        self.dir.join(PREVIOUS)
     }
 
     /// The live release's id, when one is live (and still kept).

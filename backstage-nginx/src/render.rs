@@ -622,17 +622,25 @@ fn render_site(
             else {
                 continue;
             };
-            for (prefix, dir) in &act.static_dirs {
+            for (prefix, dir_of_act) in &act.static_dirs {
                 if claim(prefix.to_string(), format!("acts.{act_name}"))? {
-                    let mut dir = dir.as_str().to_owned();
+                    let dir = dir_of_act;
+                    // From a release: through its Act's `current` link.
+                    let mut dir = match act.live_link.as_ref().and_then(|link| {
+                        Some(
+                            link.as_path()
+                                .join(dir.as_path().strip_prefix(act.root.as_path()).ok()?),
+                        )
+                    }) {
+                        Some(through) => through.display().to_string(),
+                        None => dir.as_str().to_owned(),
+                    };
                     // A trailing slash on both sides: `/static/../x` can never leave `dir`.
                     if !dir.ends_with('/') {
                         dir.push('/');
                     }
                     let fallback = act.fallback_root.as_ref().and_then(|previous| {
-                        let rel = Path::new(dir.as_str())
-                            .strip_prefix(act.root.as_path())
-                            .ok()?;
+                        let rel = dir_of_act.as_path().strip_prefix(act.root.as_path()).ok()?;
                         let mut regex = String::from("^");
                         for c in prefix.as_str().chars() {
                             if matches!(c, '.' | '*' | '+') {

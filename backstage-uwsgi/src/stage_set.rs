@@ -7,7 +7,6 @@
 //! its own standard error.
 
 use std::collections::BTreeSet;
-use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -65,11 +64,14 @@ pub fn build_stage(
         run(cmd, progress)?;
     }
 
+    // An Act whose live release has its own environment imports nothing from the Stage:
+    // its requirements are not the Stage's to install.
     let acts: BTreeSet<&Slug> = production
         .sess
         .values()
         .filter(|s| &s.stage == stage)
         .map(|s| &s.act)
+        .filter(|a| production.acts[*a].environment.is_none())
         .collect();
     let requirements: Vec<PathBuf> = acts
         .iter()
@@ -79,17 +81,13 @@ pub fn build_stage(
         .into_iter()
         .collect();
 
-    let stamp_path = production
-        .layout
-        .state_dir
-        .as_path()
-        .join(format!("stage-{stage}.installed"));
+    let stamp_path = stamp_path(production, stage);
     // System mode: the system's Emperor (its uWSGI) runs the Sess; the Stage holds the Acts'
     // requirements only.
     let with_uwsgi = production.mode == backstage_core::Mode::User;
-    let stamp = install_stamp(&python, &requirements)? + if with_uwsgi { "" } else { "no-uwsgi\n" };
-    let previous = std::fs::read_to_string(&stamp_path).ok();
-    if previous.as_deref() == Some(stamp.as_str()) {
+    let stamp = Stamp::of(&python, with_uwsgi, &requirements)?;
+    let previous = Stamp::read(&stamp_path);
+    if previous.as_ref().is_some_and(|p| p.covers(&stamp)) {
         progress(Progress::Skipped(
             "uwsgi and requirements unchanged since the last install".to_owned(),
         ));
@@ -110,9 +108,124 @@ pub fn build_stage(
         run(cmd, progress)?;
         let dir = production.layout.state_dir.as_path();
         std::fs::create_dir_all(dir).map_err(io_err("create directory", dir))?;
-        std::fs::write(&stamp_path, stamp).map_err(io_err("write", &stamp_path))?;
+        let json = serde_json::to_vec_pretty(&stamp).expect("a stamp serializes");
+        std::fs::write(&stamp_path, json).map_err(io_err("write", &stamp_path))?;
     }
     Ok(())
+}
+
+/// Whether the Stage `stage` has the requirements file `requirements` installed, as it reads
+/// now (the same content, whatever its path: each release has its own copy). `None` when the
+/// Stage was never installed (its first install will bring them).
+pub fn has_installed(
+    production: &Production,
+    stage: &Slug,
+    requirements: &Path,
+) -> Result<Option<bool>, Error> {
+    let Some(installed) = Stamp::read(&stamp_path(production, stage)) else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(requirements).map_err(io_err("read", requirements))?;
+    Ok(Some(installed.requirements.contains(&text)))
+}
+
+/// Marks an environment whose install finished.
+const ENVIRONMENT_DONE: &str = ".backstage-installed";
+
+/// Builds the virtualenv `dir` for one release's requirements: created from the Stage's
+/// Python (`python`, the Stage's own `bin/python`, so both share one interpreter and uWSGI's
+/// embedded Python can run it) with the requirements installed. An environment already built
+/// is reused without pip; one whose install was cut short is built again. Never touches the
+/// Stage itself.
+pub fn build_environment(
+    python: &Path,
+    requirements: &Path,
+    dir: &Path,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<(), Error> {
+    let done = dir.join(ENVIRONMENT_DONE);
+    if done.exists() {
+        progress(Progress::Skipped(format!(
+            "environment `{}` has these requirements already",
+            dir.display()
+        )));
+        return Ok(());
+    }
+    // Built in place (a virtualenv names its own path in its scripts, so it cannot move).
+    if dir.exists() {
+        std::fs::remove_dir_all(dir).map_err(io_err("remove", dir))?;
+    }
+    if let Some(parent) = dir.parent() {
+        std::fs::create_dir_all(parent).map_err(io_err("create directory", parent))?;
+    }
+    progress(Progress::Step(format!(
+        "creating environment `{}` for the release's requirements",
+        dir.display()
+    )));
+    let mut cmd = Command::new(python);
+    cmd.arg("-m").arg("venv").arg(dir);
+    run(cmd, progress)?;
+    let mut cmd = Command::new(dir.join("bin/python"));
+    cmd.args(["-m", "pip", "install", "--disable-pip-version-check", "-r"])
+        .arg(requirements);
+    // pip reads a relative path in a requirements file (`./vendor/pkg`) from where it runs:
+    // the file's own directory, in the release.
+    if let Some(dir) = requirements.parent() {
+        cmd.current_dir(dir);
+    }
+    progress(Progress::Step(describe(&cmd)));
+    run(cmd, progress)?;
+    std::fs::write(&done, b"").map_err(io_err("write", &done))?;
+    Ok(())
+}
+
+fn stamp_path(production: &Production, stage: &Slug) -> PathBuf {
+    production
+        .layout
+        .state_dir
+        .as_path()
+        .join(format!("stage-{stage}.installed"))
+}
+
+/// The exact inputs of a Stage's install: the interpreter, whether uWSGI came with it, and
+/// the content of each requirements file (the content only: each release has its own copy of
+/// the same file).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct Stamp {
+    python: PathBuf,
+    uwsgi: bool,
+    requirements: Vec<String>,
+}
+
+impl Stamp {
+    fn of(python: &Path, uwsgi: bool, requirements: &[PathBuf]) -> Result<Stamp, Error> {
+        let requirements = requirements
+            .iter()
+            .map(|r| std::fs::read_to_string(r).map_err(io_err("read", r)))
+            .collect::<Result<_, _>>()?;
+        Ok(Stamp {
+            python: python.to_owned(),
+            uwsgi,
+            requirements,
+        })
+    }
+
+    /// The recorded install, if any (an unreadable or older-format stamp is none: one more
+    /// pip run, which finds everything installed).
+    fn read(path: &Path) -> Option<Stamp> {
+        serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+    }
+
+    /// Whether this install brought everything `wanted` needs: the same interpreter, uWSGI
+    /// when wanted, and every wanted requirements file's content.
+    fn covers(&self, wanted: &Stamp) -> bool {
+        self.python == wanted.python
+            && (self.uwsgi || !wanted.uwsgi)
+            && wanted
+                .requirements
+                .iter()
+                .all(|r| self.requirements.contains(r))
+    }
 }
 
 /// Runs `collectstatic` for Act `name` with the Stage's Python `python` in the Act's root (a
@@ -128,18 +241,6 @@ pub fn collect_static(
     }
     progress(Progress::Step(format!("collectstatic for act `{name}`")));
     run(collectstatic(name, act, python)?, progress)
-}
-
-/// The exact inputs of an install: the interpreter, uWSGI's requirement, and the name and
-/// content of each requirements file. Equal stamps mean nothing to install.
-fn install_stamp(python: &Path, requirements: &[PathBuf]) -> Result<String, Error> {
-    let mut stamp = format!("python {}\n{UWSGI_REQUIREMENT}\n", python.display());
-    // The content only: each release has its own copy of the same file.
-    for r in requirements {
-        let text = std::fs::read_to_string(r).map_err(io_err("read", r))?;
-        let _ = write!(stamp, "---\n{text}\n");
-    }
-    Ok(stamp)
 }
 
 fn collectstatic(name: &Slug, act: &Act, python: &Path) -> Result<Command, Error> {

@@ -144,7 +144,7 @@ impl<'p> Parts<'p> {
         w.set("chdir", act.root.as_str())?;
         w.set("pythonpath", act.root.as_str())?;
         w.set("module", &act.wsgi.to_string())?;
-        w.set("virtualenv", stage.virtualenv.as_str())?;
+        w.set("virtualenv", act.virtualenv(stage).as_str())?;
         w.set("processes", &sess.processes.to_string())?;
         w.set("threads", &sess.threads.to_string())?;
         let head = std::mem::take(&mut w.body);

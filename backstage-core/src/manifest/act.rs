@@ -152,7 +152,9 @@ pub(super) fn act(
         env_file: env_file?,
         media: media?,
         secrets: crate::secrets::Secrets::default(),
+        live_link: None,
         fallback_root: None,
+        environment: None,
     })
 }
 

@@ -3,6 +3,7 @@ endpoints the tests use."""
 
 import hashlib
 import os
+import sys
 import time
 
 from django.db import models
@@ -32,7 +33,8 @@ def tunes(request):
 
 
 def whoami(request):
-    """Which Sess answered, and under which mount point: the tests use it to see load balancing."""
+    """Which Sess answered, under which mount point, from which environment: the tests use it
+    to see load balancing and which virtualenv a release imports from."""
     return JsonResponse(
         {
             "sess": os.environ.get("BACKSTAGE_SESS", ""),
@@ -40,6 +42,7 @@ def whoami(request):
             "script_name": request.META.get("SCRIPT_NAME", ""),
             "path": request.path,
             "host": request.get_host(),
+            "prefix": sys.prefix,
         }
     )
 
