@@ -111,6 +111,8 @@ def test_init_writes_a_valid_manifest(short_tmp: Path) -> None:
         WSGI_APPLICATION="my_site.wsgi.application",
         STATIC_URL="static/",
         STATIC_ROOT=short_tmp / "staticfiles",
+        MEDIA_URL="/uploads/",
+        MEDIA_ROOT=short_tmp / "uploads",
         ALLOWED_HOSTS=["example.com", ".example.org", "*", "10.0.0.1", "[::1]"],
     ):
         out, _ = run("init")
@@ -128,9 +130,47 @@ def test_init_writes_a_valid_manifest(short_tmp: Path) -> None:
     assert 'requirements = "requirements.txt"' in text
     assert 'static = { "/static/" = "staticfiles" }' in text
     assert 'server_names = ["example.com", "example.org", "*.example.org"]' in text
+    # Complete: a loopback port that was free, uploads kept across releases (the database:
+    # see the next test).
+    listen = re.search(r'^listen = \["127\.0\.0\.1:(\d+)"\]$', text, re.MULTILINE)
+    assert listen, text
+    assert 0 < int(listen.group(1)) < 65536
+    assert 'media = { "/uploads/" = "uploads" }' in text
+
+
+def test_init_migrates_in_the_release_phase_and_shares_a_sqlite_file(short_tmp: Path) -> None:
+    config = SimpleNamespace(
+        WSGI_APPLICATION="mysite.wsgi.application",
+        BASE_DIR=short_tmp,
+        DATABASES={
+            "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": short_tmp / "db.sqlite3"}
+        },
+    )
+    text = manifest_from_settings(config, short_tmp, port=8123)
+    assert 'release = ["python manage.py migrate --noinput"]' in text
+    assert 'shared = ["db.sqlite3"]' in text
+    assert Production.from_toml(text, base_dir=short_tmp).problems() == []
     # The tests run in a virtualenv, so the Stage is that virtualenv.
     assert sys.prefix != sys.base_prefix
     assert f"virtualenv = {json.dumps(sys.prefix)}" in text
+
+
+def test_init_leaves_media_and_databases_outside_the_project_alone(short_tmp: Path) -> None:
+    config = SimpleNamespace(
+        WSGI_APPLICATION="mysite.wsgi.application",
+        BASE_DIR=short_tmp / "project",
+        MEDIA_URL="/media/",
+        MEDIA_ROOT="/var/lib/uploads",
+        DATABASES={"default": {"ENGINE": "django.db.backends.postgresql", "NAME": "club"}},
+    )
+    (short_tmp / "project").mkdir()
+    text = manifest_from_settings(config, short_tmp / "project", port=8123)
+    assert "# MEDIA_ROOT /var/lib/uploads is outside the project" in text
+    assert "\nmedia = " not in text
+    assert 'release = ["python manage.py migrate --noinput"]' in text
+    assert "shared = " not in text, "a server database is not a file to share"
+    assert 'listen = ["127.0.0.1:8123"]' in text
+    assert Production.from_toml(text, base_dir=short_tmp / "project").problems() == []
 
 
 def test_init_refuses_to_overwrite(short_tmp: Path) -> None:
@@ -278,7 +318,8 @@ def test_manage_py_usage_error_exits_2(jazzclub_copy: Path) -> None:
 
 
 def test_manage_py_init_then_check(jazzclub_copy: Path) -> None:
-    done = manage(jazzclub_copy, "backstage", "init")
+    # Django's global options after the verb, as a user types them.
+    done = manage(jazzclub_copy, "backstage", "init", "--settings=club.settings", "-v", "2")
     assert done.returncode == 0, done.stderr
     written = jazzclub_copy / "club" / "backstage.toml"
     production = Production.load(written)
@@ -288,8 +329,11 @@ def test_manage_py_init_then_check(jazzclub_copy: Path) -> None:
     assert 'settings = "club.settings"' in text
     assert 'static = { "/static/" = "staticfiles" }' in text
     assert 'server_names = ["localhost", "*.localhost"]' in text
+    assert 'media = { "/media/" = "media" }' in text
+    assert 'shared = ["db.sqlite3"]' in text
+    assert "listen = " in text
     # Beside manage.py now, so it is the one `check` finds.
-    done = manage(jazzclub_copy, "backstage", "check")
+    done = manage(jazzclub_copy, "backstage", "check", "--settings", "club.settings")
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == f"{written}: ok"
     # A second init keeps the user's edits.

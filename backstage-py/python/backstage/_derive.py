@@ -10,6 +10,7 @@ import ipaddress
 import json
 import os
 import re
+import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,11 +24,15 @@ def manifest_from_settings(
     *,
     prefix: str = sys.prefix,
     base_prefix: str = sys.base_prefix,
+    port: int | None = None,
 ) -> str:
-    """The text of a `backstage.toml` in `manifest_dir` for the project `settings` describe.
+    """The text of a `backstage.toml` in `manifest_dir` for the project `settings` describe:
+    complete, so `backstage up` brings the site live as it is.
 
-    Reads `BASE_DIR`, `WSGI_APPLICATION`, `SETTINGS_MODULE`, `STATIC_URL`, `STATIC_ROOT` and
-    `ALLOWED_HOSTS`. Raises `ValueError` when the settings name no WSGI application.
+    Reads `BASE_DIR`, `WSGI_APPLICATION`, `SETTINGS_MODULE`, `STATIC_URL`, `STATIC_ROOT`,
+    `MEDIA_URL`, `MEDIA_ROOT`, `DATABASES` and `ALLOWED_HOSTS`. The Venue listens on loopback
+    at `port` (default: 8080 when free, else 8000, else a free port the kernel picks). Raises
+    `ValueError` when the settings name no WSGI application.
     """
     manifest_dir = Path(manifest_dir).resolve()
     wsgi_setting = getattr(settings, "WSGI_APPLICATION", None)
@@ -61,6 +66,8 @@ def manifest_from_settings(
     if requirements.is_file():
         out.append(f"requirements = {_str(_relative(requirements, manifest_dir))}")
     out.extend(_static_lines(settings, base_dir, manifest_dir))
+    out.extend(_media_lines(settings, base_dir))
+    out.extend(_database_lines(settings, base_dir))
 
     out += ["", "[stages.local]"]
     if prefix != base_prefix:
@@ -77,6 +84,7 @@ def manifest_from_settings(
         "",
         f"[venues.{name}]",
         f"server_names = [{', '.join(_str(h) for h in hosts)}]",
+        f"listen = [{_str(f'127.0.0.1:{port or free_loopback_port()}')}]",
         "",
         f"[gigs.{name}]",
         f"venue = {_str(name)}",
@@ -104,6 +112,58 @@ def server_names_from_allowed_hosts(allowed_hosts: Any) -> list[str]:
             candidates = [host]
         names.extend(c for c in candidates if c and c not in names)
     return names or ["localhost"]
+
+
+def free_loopback_port() -> int:
+    """8080 when nothing listens there, else 8000, else a port the kernel finds free."""
+    for candidate in (8080, 8000, 0):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", candidate))
+            except OSError:
+                continue
+            found: int = s.getsockname()[1]
+            return found
+    raise OSError("no free port on 127.0.0.1")
+
+
+def _media_lines(settings: Any, base_dir: Path) -> list[str]:
+    """Uploads: `media` when MEDIA_URL is a local prefix and MEDIA_ROOT is inside the project
+    (Backstage keeps the directory in the Act's shared dir, so uploads outlive releases)."""
+    url = str(getattr(settings, "MEDIA_URL", None) or "")
+    root = getattr(settings, "MEDIA_ROOT", None)
+    if not url or not root or re.match(r"^([a-z][a-z0-9+.-]*:)?//", url, re.IGNORECASE):
+        return []
+    if not url.strip("/"):
+        return ["# MEDIA_URL is `/`: give uploads a prefix of their own to serve them"]
+    prefix = "/" + url.strip("/") + "/"
+    root_path = Path(root).resolve()
+    if base_dir not in root_path.parents:
+        return [f"# MEDIA_ROOT {os.fspath(root_path)} is outside the project: not served here"]
+    rel = root_path.relative_to(base_dir).as_posix()
+    return [f"media = {{ {_str(prefix)} = {_str(rel)} }}   # uploads, kept across releases"]
+
+
+def _database_lines(settings: Any, base_dir: Path) -> list[str]:
+    """The release phase runs migrations when there is a database; a sqlite file inside the
+    project is `shared`, so every release uses the one copy."""
+    databases = getattr(settings, "DATABASES", None) or {}
+    default = databases.get("default") if isinstance(databases, dict) else None
+    if not isinstance(default, dict):
+        return []
+    engine = str(default.get("ENGINE", ""))
+    if not engine or engine.endswith(".dummy"):
+        return []
+    out = ['release = ["python manage.py migrate --noinput"]   # before each switch']
+    name = default.get("NAME")
+    if engine.endswith("sqlite3") and name and str(name) != ":memory:":
+        path = Path(name).resolve()
+        if base_dir in path.parents:
+            out.append(
+                f"shared = [{_str(path.relative_to(base_dir).as_posix())}]"
+                "   # outlives releases"
+            )
+    return out
 
 
 def _static_lines(settings: Any, base_dir: Path, manifest_dir: Path) -> list[str]:

@@ -9,6 +9,7 @@ and `render --out DIR` (the Production Manager), `deploy`, `releases`, `rollback
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
@@ -68,9 +69,12 @@ class Command(BaseCommand):
         init.add_argument(
             "--force", action="store_true", help="replace an existing file"
         )
+        _accept_django_options(check)
+        _accept_django_options(init)
 
         for verb, help_text, description, has_json in _MANAGER_VERBS:
             sub = verbs.add_parser(verb, help=help_text, description=description)
+            _accept_django_options(sub)
             sub.add_argument(
                 "-f",
                 "--file",
@@ -259,6 +263,24 @@ class Command(BaseCommand):
             self.style.SUCCESS(f"wrote {target}")
             + "\nedit it, then run `python manage.py backstage check`"
         )
+
+
+def _accept_django_options(sub: ArgumentParser) -> None:
+    """Django's own options (`--settings`, `--pythonpath`, `-v`, ...) after the verb too:
+    `manage.py backstage init --settings=mysite.prod` as well as before it. Django reads
+    `--settings` and `--pythonpath` from anywhere on the command line before the command
+    runs; here they only need to be accepted. Unset, they leave the values given before the
+    verb alone."""
+    quiet = argparse.SUPPRESS
+    sub.add_argument("--settings", default=quiet, help=quiet)
+    sub.add_argument("--pythonpath", default=quiet, help=quiet)
+    sub.add_argument("--traceback", action="store_true", default=quiet, help=quiet)
+    sub.add_argument(
+        "-v", "--verbosity", type=int, choices=[0, 1, 2, 3], default=quiet, help=quiet
+    )
+    sub.add_argument("--no-color", action="store_true", default=quiet, help=quiet)
+    sub.add_argument("--force-color", action="store_true", default=quiet, help=quiet)
+    sub.add_argument("--skip-checks", action="store_true", default=quiet, help=quiet)
 
 
 def _release(r: Release) -> dict[str, Any]:
