@@ -737,3 +737,103 @@ fn doctor_names_what_is_wrong_on_the_server_and_the_fix() {
         },
     );
 }
+
+/// Every regular file under `dirs` whose bytes hold `needle`.
+fn files_holding(dirs: &[&str], needle: &str) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for d in dirs {
+        for path in support::walk(Path::new(d)) {
+            if std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file())
+                && std::fs::read(&path)
+                    .is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle.as_bytes()))
+            {
+                found.push(path);
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn secrets_stay_in_root_only_files_and_media_is_the_sess_accounts_and_served() {
+    sandboxed(
+        "secrets_stay_in_root_only_files_and_media_is_the_sess_accounts_and_served",
+        |s| {
+            const SECRET: &str = "system-mode-secret-4b1d9e";
+            s.make_emperor_root();
+            let text = manifest("nobody", false, 1).replace(
+                "shared = [\"db.sqlite3\"]",
+                "shared = [\"db.sqlite3\"]\nmedia = { \"/media/\" = \"media\" }",
+            );
+            s.write_manifest(&text);
+            ok(&s.backstage(&["env", "club", "set", &format!("DJANGO_SECRET_KEY={SECRET}")]));
+            let mut outputs = vec![ok(&s.backstage(&["apply"]))];
+            // The app has it.
+            let (code, body) = get(80, "jazz.localhost", "/env?name=DJANGO_SECRET_KEY").unwrap();
+            assert_eq!(code, 200, "{body}");
+            assert!(body.contains(SECRET), "{body}");
+            for args in [
+                &["status", "--json"][..],
+                &["plan", "--json"],
+                &["env", "club", "list"],
+                &["releases", "--json"],
+            ] {
+                let out = s.backstage(args);
+                outputs.push(String::from_utf8_lossy(&out.stdout).into_owned());
+                outputs.push(String::from_utf8_lossy(&out.stderr).into_owned());
+            }
+            for o in &outputs {
+                assert!(!o.contains(SECRET), "a secret in an output: {o}");
+            }
+            // On disk: only in the store and the Sess' envdir, both under the state dir's
+            // `secrets/`, root's and private; never in the Emperor's dir, nginx's, /run or a log.
+            let found = files_holding(
+                &[
+                    "/etc/nginx",
+                    "/etc/uwsgi-emperor",
+                    "/run",
+                    "/var/log",
+                    "/var/lib/backstage",
+                ],
+                SECRET,
+            );
+            assert!(!found.is_empty(), "the store holds it");
+            for f in &found {
+                assert!(
+                    f.starts_with("/var/lib/backstage/jazzclub/secrets"),
+                    "a secret in `{}`",
+                    f.display()
+                );
+                let meta = std::fs::metadata(f).unwrap();
+                assert_eq!(meta.uid(), 0, "{}", f.display());
+                assert_eq!(
+                    meta.mode() & 0o077 & !0o040,
+                    0,
+                    "{} is {:o}",
+                    f.display(),
+                    meta.mode()
+                );
+            }
+            // Media: the app (as `nobody`) writes an upload into its shared dir, nginx serves it.
+            let wrote = s.backstage(&[
+                "run",
+                "club",
+                "--",
+                "python",
+                "-c",
+                "import os; open(os.path.join(os.environ['BACKSTAGE_MEDIA_ROOT'], 'set.txt'), 'w').write('round midnight')",
+            ]);
+            ok(&wrote);
+            let upload = Path::new("/var/lib/backstage/jazzclub/shared/club/media/set.txt");
+            assert_eq!(
+                std::fs::metadata(upload).unwrap().uid(),
+                65534,
+                "written as the Sess' account"
+            );
+            let (code, body) = get(80, "jazz.localhost", "/media/set.txt").unwrap();
+            assert_eq!((code, body.as_str()), (200, "round midnight"));
+            let (code, _) = get(80, "jazz.localhost", "/media/.hidden").unwrap();
+            assert_eq!(code, 403, "hidden files are denied");
+        },
+    );
+}
