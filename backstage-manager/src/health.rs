@@ -167,7 +167,13 @@ pub(super) fn health_check(
                 }
             }
         }
-        std::thread::sleep(Duration::from_millis(200));
+        // No answer yet: soon again (a refused connect costs microseconds, and a switch waits
+        // on the first good answer). A wrong answer: give the app time to change its mind.
+        std::thread::sleep(Duration::from_millis(if wrong_answers > 0 {
+            200
+        } else {
+            50
+        }));
     }
     Err(unhealthy(last, hint))
 }

@@ -553,7 +553,8 @@ impl<'p> StageManager<'p> {
             if gave_up || Instant::now() > deadline {
                 return state;
             }
-            std::thread::sleep(Duration::from_millis(100));
+            // Often: a switch waits on this, and a look at the stats socket is cheap.
+            std::thread::sleep(Duration::from_millis(40));
         }
     }
 
