@@ -456,7 +456,11 @@ const ACT_KEYS: &[&str] = &[
     "health",
     "env_file",
     "media",
+    "workers",
+    "cron",
 ];
+const WORKER_KEYS: &[&str] = &["command", "processes", "stop_signal", "stop_timeout"];
+const CRON_KEYS: &[&str] = &["schedule", "command"];
 const HEALTH_KEYS: &[&str] = &["path", "status"];
 const STAGE_KEYS: &[&str] = &["virtualenv", "python"];
 const SESS_KEYS: &[&str] = &[
@@ -1399,6 +1403,23 @@ fn cross_checks(
     gigs: &[Named<RawGig>],
     acts: &[Named<Act>],
 ) {
+    // A worker runs on its Act's Sess' Stage and account: an Act with workers needs a Sess.
+    for a in acts {
+        let Some(act) = &a.item else { continue };
+        if (act.workers.is_empty() && act.cron.is_empty())
+            || sess
+                .iter()
+                .any(|s| s.item.as_ref().is_some_and(|s| s.act == a.name))
+        {
+            continue;
+        }
+        ck.report_at(
+            &a.path,
+            a.key_span.clone(),
+            format!("Act `{}` has workers or cron jobs but no Sess plays it", a.name),
+            Some("a worker runs with the Stage, account and secrets of its Act's first Sess: add a `[sess.*]` with `act = \"NAME\"`".replace("NAME", a.name.as_str())),
+        );
+    }
     // One server name on overlapping listen addresses in two Venues.
     let mut by_name: HashMap<&ServerName, Vec<(&Slug, &RawVenue, usize)>> = HashMap::new();
     for v in venues {

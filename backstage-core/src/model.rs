@@ -172,6 +172,10 @@ pub struct Act {
     /// that release's root, whose static files nginx serves when the live release lacks them
     /// (pages rendered by the previous release keep finding their hashed assets).
     pub fallback_root: Option<ConfPath>,
+    /// Its workers (`[acts.X.workers.NAME]`), each run under the Emperor in the live release.
+    pub workers: BTreeMap<Slug, crate::work::Worker>,
+    /// Its scheduled jobs (`[acts.X.cron.NAME]`).
+    pub cron: BTreeMap<Slug, crate::work::CronJob>,
 }
 
 /// An Act's uploads: the URL prefix nginx serves them at, and their directory, relative to the
