@@ -447,8 +447,11 @@ mod tests {
             s.cron_lines(),
             ["minute=-15,hour=-1,day=-1,month=-1,week=-1"]
         );
-        let s = Schedule::parse("0,30 9-10 * * mon-fri").unwrap();
+        let s = Schedule::parse("5,35 9-10 * * mon-fri").unwrap();
         assert_eq!(s.cron_lines().len(), 2 * 2 * 5);
+        // `0,30` is every 30th minute: one line.
+        let s = Schedule::parse("0,30 9-10 * * mon-fri").unwrap();
+        assert_eq!(s.cron_lines().len(), 2 * 5);
         // Both days given: either one (two sets of lines).
         let s = Schedule::parse("0 0 1 * 0").unwrap();
         assert_eq!(

@@ -383,7 +383,10 @@ pub fn worker_status(production: &Production) -> Vec<WorkerStatus> {
         let mut release = None;
         for w in &mine {
             if let Some(master) = master_pid(w) {
-                pids.extend(children(master));
+                // Each daemon is a small wrapper; the worker is its child.
+                for daemon in children(master) {
+                    pids.extend(children(daemon));
+                }
                 release = release_of(w);
             }
         }

@@ -23,10 +23,17 @@ use crate::vassal::{IniWriter, LEFT_PAREN_PLACEHOLDER};
 /// started at <unix time>` (`status` counts them to tell a worker that keeps dying).
 pub const WORKER_START: &str = "[backstage-worker] instance ";
 
-/// What a worker's daemon runs: logs its start, then becomes the command.
+/// What a worker's daemon runs (`$1` its instance, `$2` its stop signal's number): logs its
+/// start, then runs the command in a session of its own and passes it the stop signal. uWSGI
+/// signals the daemon's whole process group once a second while it stops; straight to a Celery
+/// worker, the second SIGTERM would reach its pool processes and kill the tasks in hand. Here
+/// only the command's own process gets it, as often as uWSGI sends it (Celery takes a repeated
+/// SIGTERM as the same warm shutdown).
 const WORKER_RUN: &str = "echo \"[backstage-worker] instance $1 of $BACKSTAGE_WORKER_ID started at $(date +%s)\"; \
      BACKSTAGE_WORKER_INSTANCE=$1; export BACKSTAGE_WORKER_INSTANCE; \
-     exec /bin/sh -c \"$BACKSTAGE_WORKER_COMMAND\"";
+     setsid /bin/sh -c \"exec $BACKSTAGE_WORKER_COMMAND\" & child=$!; \
+     trap \"kill -$2 $child 2>/dev/null\" $2; \
+     while :; do wait $child; s=$?; kill -0 $child 2>/dev/null || break; done; exit $s";
 
 /// What each run of a cron job runs (under its lock): records and logs its start and exit.
 const CRON_RUN: &str = "t=$(date +%s); echo \"started=$t\" > \"$BACKSTAGE_CRON_LAST\"; \
@@ -61,8 +68,8 @@ pub fn render_work(production: &Production) -> Result<Vec<WorkVassal>, Error> {
                 body.set(
                     "attach-daemon2",
                     &format!(
-                        "cmd=exec /bin/sh -c \"$BACKSTAGE_WORKER_RUN\" backstage-worker {i},stopsignal={},max_throttle=30",
-                        w.stop_signal.0
+                        "cmd=exec /bin/sh -c \"$BACKSTAGE_WORKER_RUN\" backstage-worker {i} {sig},stopsignal={sig},max_throttle=30",
+                        sig = w.stop_signal.0
                     ),
                 )?;
             }
