@@ -113,6 +113,16 @@ pub(crate) fn fail(e: &ManagerError, json: bool) -> ExitCode {
         }
         errln!("hint: {hint}");
     }
+    if let ManagerError::WorkerFailed {
+        log_tail, worker, ..
+    } = e
+        && !log_tail.is_empty()
+    {
+        errln!("last lines of worker `{worker}`'s log:");
+        for l in log_tail {
+            errln!("  | {l}");
+        }
+    }
     if let ManagerError::ReleasePhase { output, .. } = e
         && !output.is_empty()
     {
@@ -332,6 +342,40 @@ pub(crate) fn status(args: &JsonArgs) -> ExitCode {
                         .map(|e| format!("  ({e})"))
                         .unwrap_or_default()
                 );
+            }
+            if !status.workers.is_empty() {
+                outln!();
+                outln!("{:<w$}  {:<8}  {:<26}  PIDS", "WORKER", "STATE", "RELEASE");
+                for wk in &status.workers {
+                    let pids: Vec<String> = wk.pids.iter().map(ToString::to_string).collect();
+                    outln!(
+                        "{:<w$}  {:<8}  {:<26}  {}",
+                        format!("{}.{}", wk.act, wk.name),
+                        wk.state,
+                        wk.release.as_deref().unwrap_or("-"),
+                        pids.join(" ")
+                    );
+                }
+            }
+            if !status.cron.is_empty() {
+                outln!();
+                outln!("{:<w$}  {:<16}  LAST RUN", "CRON", "SCHEDULE");
+                for c in &status.cron {
+                    let last = match &c.last_run {
+                        None => "-".to_owned(),
+                        Some(r) => match (r.seconds, r.status) {
+                            (Some(secs), Some(code)) => {
+                                format!("{}, exit status {code}, {secs} s", r.started)
+                            }
+                            _ => format!("{}, running", r.started),
+                        },
+                    };
+                    outln!(
+                        "{:<w$}  {:<16}  {last}",
+                        format!("{}.{}", c.act, c.name),
+                        c.schedule
+                    );
+                }
             }
             let down = status.down();
             if !down.is_empty() {

@@ -25,6 +25,8 @@ pub enum FileKind {
     /// `sites-enabled`. Never rendered; `plan` reports one that is missing or points elsewhere
     /// (after a reboot empties `/run`, say) and `apply` restores it.
     Link,
+    /// A socket-less uWSGI vassal running a worker or a cron job of an Act.
+    Worker,
 }
 
 impl fmt::Display for FileKind {
@@ -35,6 +37,7 @@ impl fmt::Display for FileKind {
             FileKind::NginxConf => "nginx_conf",
             FileKind::Page => "page",
             FileKind::Link => "link",
+            FileKind::Worker => "worker",
         })
     }
 }

@@ -38,6 +38,7 @@ pub mod secrets;
 mod source;
 mod suggest;
 pub mod values;
+pub mod work;
 
 pub use desired::{DesiredFile, FileKind};
 pub use error::Error;

@@ -456,7 +456,11 @@ const ACT_KEYS: &[&str] = &[
     "health",
     "env_file",
     "media",
+    "workers",
+    "cron",
 ];
+const WORKER_KEYS: &[&str] = &["command", "processes", "stop_signal", "stop_timeout"];
+const CRON_KEYS: &[&str] = &["schedule", "command"];
 const HEALTH_KEYS: &[&str] = &["path", "status"];
 const STAGE_KEYS: &[&str] = &["virtualenv", "python"];
 const SESS_KEYS: &[&str] = &[
@@ -1399,6 +1403,23 @@ fn cross_checks(
     gigs: &[Named<RawGig>],
     acts: &[Named<Act>],
 ) {
+    // A worker runs on its Act's Sess' Stage and account: an Act with workers needs a Sess.
+    for a in acts {
+        let Some(act) = &a.item else { continue };
+        if (act.workers.is_empty() && act.cron.is_empty())
+            || sess
+                .iter()
+                .any(|s| s.item.as_ref().is_some_and(|s| s.act == a.name))
+        {
+            continue;
+        }
+        ck.report_at(
+            &a.path,
+            a.key_span.clone(),
+            format!("Act `{}` has workers or cron jobs but no Sess plays it", a.name),
+            Some("a worker runs with the Stage, account and secrets of its Act's first Sess: add a `[sess.*]` with `act = \"NAME\"`".replace("NAME", a.name.as_str())),
+        );
+    }
     // One server name on overlapping listen addresses in two Venues.
     let mut by_name: HashMap<&ServerName, Vec<(&Slug, &RawVenue, usize)>> = HashMap::new();
     for v in venues {
@@ -1609,6 +1630,63 @@ sess = ["club-a"]
             problems[0].message.starts_with("invalid TOML"),
             "{}",
             problems[0].message
+        );
+    }
+
+    #[test]
+    fn workers_and_cron_jobs_are_read_and_checked() {
+        let act = "wsgi = \"club.wsgi:application\"\n";
+        let src = MINIMAL.replace(
+            act,
+            &format!("{act}[acts.club.workers.celery]\ncommand = \"celery -A club worker\"\nstop_signal = \"SIGINT\"\n[acts.club.cron.clear]\nschedule = \"17 3 * * *\"\ncommand = \"python manage.py clearsessions\"\n"),
+        );
+        let p = manifest(&src).parse().unwrap();
+        let club = &p.acts[&"club".parse::<Slug>().unwrap()];
+        let w = &club.workers[&"celery".parse::<Slug>().unwrap()];
+        assert_eq!((w.processes, w.stop_signal.0, w.stop_timeout), (1, 2, 30));
+        assert_eq!(club.cron.len(), 1);
+
+        let bad = src.replace("17 3 * * *", "17 3 * 13 *").replace(
+            "stop_signal = \"SIGINT\"",
+            "stop_signal = \"SIGNOPE\"\nstop_timeot = 3",
+        );
+        let problems = manifest(&bad).check();
+        let found: Vec<(&str, &str)> = problems
+            .iter()
+            .map(|p| (p.path.as_str(), p.message.as_str()))
+            .collect();
+        assert!(
+            found.contains(&(
+                "acts.club.cron.clear.schedule",
+                "invalid schedule: month `13`: out of range; allowed: 1 to 12"
+            )),
+            "{found:?}"
+        );
+        assert!(
+            found
+                .iter()
+                .any(|(p, m)| *p == "acts.club.workers.celery.stop_signal"
+                    && m.starts_with("invalid stop_signal `SIGNOPE`")),
+            "{found:?}"
+        );
+        assert!(
+            found
+                .iter()
+                .any(|(p, _)| *p == "acts.club.workers.celery.stop_timeot"),
+            "{found:?}"
+        );
+
+        // A worker needs a Sess of its Act (its Stage, account and secrets).
+        let lonely = src.replace("act = \"club\"", "act = \"other\"").replace(
+            "[stages.local]",
+            "[acts.other]\nroot = \"club\"\nwsgi = \"club.wsgi:application\"\n\n[stages.local]",
+        );
+        let problems = manifest(&lonely).check();
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.message == "Act `club` has workers or cron jobs but no Sess plays it"),
+            "{problems:?}"
         );
     }
 }

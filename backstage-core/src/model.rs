@@ -176,6 +176,10 @@ pub struct Act {
     /// files nginx serves when the live release lacks them (pages rendered by the previous
     /// release keep finding their hashed assets).
     pub fallback_root: Option<ConfPath>,
+    /// Its workers (`[acts.X.workers.NAME]`), each run under the Emperor in the live release.
+    pub workers: BTreeMap<Slug, crate::work::Worker>,
+    /// Its scheduled jobs (`[acts.X.cron.NAME]`).
+    pub cron: BTreeMap<Slug, crate::work::CronJob>,
     /// Set by the Act Manager when the live release's requirements differ from what its Stage
     /// has installed: the virtualenv built for that release's requirements, which its Sess and
     /// commands import from instead of the Stage's (a deploy never pips into the environment

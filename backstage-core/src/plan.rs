@@ -134,6 +134,9 @@ fn classify(production: &Production, path: &Path) -> (FileKind, String) {
     {
         return (FileKind::Vassal, instance.sess.to_string());
     }
+    if let Some(work) = production.work_of_vassal(path) {
+        return (FileKind::Worker, format!("{}.{}", work.act, work.name));
+    }
     let kind = match ext.as_str() {
         "ini" => FileKind::Vassal,
         "html" => FileKind::Page,

@@ -336,6 +336,7 @@ pub(super) fn apply_locked(
             .collect();
         backstage_nginx::validate(production, &candidates, &options.nginx)?;
     }
+    let retired_timeouts = super::workers::retired_timeouts(&plan);
     let mut journal = Journal::begin(state_dir, &production.name)?;
     let result = apply_phases(
         production,
@@ -379,6 +380,9 @@ pub(super) fn apply_locked(
                         }
                     }
                 }
+            }
+            if emperor_running(production) {
+                super::workers::wait_retired(production, &plan, &retired_timeouts, progress)?;
             }
             settle(production, progress)?;
             super::secrets::sweep_envdirs(production);
@@ -539,6 +543,8 @@ pub(super) fn apply_phases(
             journal.symlink(&link, &target)?;
         }
     }
+    // Workers and cron jobs: the new ones start (on the new release) beside the old ones.
+    super::workers::start_work(production, host, options, plan, desired, journal, progress)?;
     // Phase 2: nginx, validated above.
     let mut nginx_written = false;
     for c in plan.changes.iter().filter(|c| is_site_link(production, c)) {
@@ -623,6 +629,7 @@ pub(super) fn apply_phases(
             journal.remove_symlink(&link)?;
         }
     }
+    super::workers::retire_work(production, plan, journal, progress)?;
     Ok(())
 }
 

@@ -34,6 +34,19 @@ pub enum ManagerError {
         /// What to do next, in one line.
         hint: &'static str,
     },
+    /// A worker or cron job did not start (or its previous one did not stop); a new one was
+    /// rolled back.
+    #[error("worker `{worker}` of Act `{act}` failed: {reason}")]
+    WorkerFailed {
+        /// The worker or cron job.
+        worker: String,
+        /// Its Act.
+        act: String,
+        /// Why, in one line.
+        reason: String,
+        /// The last lines of its log.
+        log_tail: Vec<String>,
+    },
     /// A directory or process operation failed.
     #[error("failed to {action} `{}`", path.display())]
     Io {

@@ -48,6 +48,7 @@ pub mod releases;
 mod secrets;
 mod status;
 mod system;
+mod workers;
 pub use apply::*;
 use deploy::first_releases;
 pub use deploy::{
@@ -63,6 +64,7 @@ use secrets::vassal_access;
 pub use secrets::{SecretKey, env_list, env_set, env_unset};
 pub use status::*;
 pub use system::{Host, nginx_can_reach, resolve};
+pub use workers::{CronRun, CronStatus, WorkerStatus, cron_status, worker_status};
 
 /// Progress of a long operation, for the caller to show.
 #[derive(Debug, Clone)]
@@ -79,6 +81,7 @@ pub enum Event {
 /// Every file the Production implies: vassals and nginx files.
 pub fn desired(production: &Production) -> Result<Vec<DesiredFile>, ManagerError> {
     let mut files = backstage_uwsgi::vassal::render_vassals(production)?;
+    files.extend(workers::desired_work(production)?);
     files.extend(backstage_nginx::render(production)?);
     Ok(files)
 }

@@ -206,6 +206,10 @@ pub fn down(production: &Production, progress: &mut dyn FnMut(Event)) -> Result<
             "stopping the uWSGI Emperor and every Sess".into(),
         ));
     }
+    let work = super::workers::work_processes(production);
     emperor.stop(Duration::from_secs(30))?;
+    // Workers and cron jobs end with their masters (each given its stop timeout); none is
+    // left behind, even one whose master the Emperor had to kill.
+    super::workers::end_processes(&work, progress);
     Ok(())
 }

@@ -8,8 +8,9 @@
 //! | a Sess (every copy of it) | `<state_dir>/log/backstage.<production>.<sess>.log` | `/var/log/backstage/<production>/…` (the vassal's `logto`) |
 //! | `nginx:access`, `nginx:error` | the Production's own nginx (`<state_dir>/log/nginx/`) | the server's nginx: the `access_log` and `error_log` of its `nginx.conf`, else Debian's `/var/log/nginx/` |
 //!
-//! Workers (`[acts.*.workers]`, SPEC §10) are not run yet; when they are, an Act's sources
-//! gain its workers' logs in [`sources`] (see the marked place there).
+//! A worker or cron job (`[acts.*.workers]`, `[acts.*.cron]`, SPEC §10) has a uWSGI log of its
+//! own (`backstage.<production>.<worker|cron>.<act>.<name>.log`), named by its name or
+//! `<act>.<name>`; an Act's sources include its workers' and cron jobs'.
 //!
 //! Each format has its own clock: uWSGI writes `[Tue Dec  2 06:30:00 2025]` (local time) in its
 //! request lines and banners, nginx's access log `[02/Dec/2025:06:30:00 +0000]`, its error
@@ -111,6 +112,7 @@ pub fn known_names(production: &Production) -> Vec<String> {
         .chain(production.gigs.keys())
         .map(ToString::to_string)
         .collect();
+    names.extend(work_logs(production).into_iter().map(|(n, _, _, _)| n));
     names.push("nginx".to_owned());
     names.sort();
     names.dedup();
@@ -122,11 +124,14 @@ pub fn known_names(production: &Production) -> Vec<String> {
 /// error naming the closest one.
 pub fn sources(production: &Production, names: &[String]) -> Result<Vec<Source>, ManagerError> {
     let mut sess: Vec<&Slug> = Vec::new();
+    let work = work_logs(production);
+    let mut work_wanted: Vec<usize> = Vec::new();
     // nginx: None = not asked for; Some(None) = every line; Some(Some(names)) = those hosts.
     let mut nginx: Option<Option<Vec<String>>> = None;
     let everything = names.is_empty();
     if everything {
         sess.extend(production.sess.keys());
+        work_wanted.extend(0..work.len());
         nginx = Some(None);
     }
     for name in names {
@@ -139,8 +144,13 @@ pub fn sources(production: &Production, names: &[String]) -> Result<Vec<Source>,
             sess.push(slug);
             found = true;
         }
+        for (i, (label, act, plain, _)) in work.iter().enumerate() {
+            if label == name || plain == name || act == name {
+                work_wanted.push(i);
+                found = true;
+            }
+        }
         if production.acts.contains_key(name.as_str()) {
-            // Workers (issue 16) join their Act's sources here.
             sess.extend(
                 production
                     .sess
@@ -193,6 +203,17 @@ pub fn sources(production: &Production, names: &[String]) -> Result<Vec<Source>,
             hosts: None,
         })
         .collect();
+    work_wanted.sort_unstable();
+    work_wanted.dedup();
+    for i in work_wanted {
+        let (label, _, _, path) = &work[i];
+        out.push(Source {
+            name: Arc::from(label.as_str()),
+            path: path.clone(),
+            kind: SourceKind::Sess,
+            hosts: None,
+        });
+    }
     if let Some(hosts) = nginx {
         let (access, error) = nginx_logs(production);
         for (name, path, kind) in [
@@ -208,6 +229,28 @@ pub fn sources(production: &Production, names: &[String]) -> Result<Vec<Source>,
         }
     }
     Ok(out)
+}
+
+/// Every worker and cron job: (`<act>.<name>`, its Act, its name, its log).
+fn work_logs(production: &Production) -> Vec<(String, String, String, PathBuf)> {
+    use backstage_core::work::WorkKind;
+    let mut out = Vec::new();
+    for (a, act) in &production.acts {
+        let all = act
+            .workers
+            .keys()
+            .map(|n| (WorkKind::Worker, n))
+            .chain(act.cron.keys().map(|n| (WorkKind::Cron, n)));
+        for (kind, n) in all {
+            out.push((
+                format!("{a}.{n}"),
+                a.to_string(),
+                n.to_string(),
+                production.work_log(kind, a, n).as_path().to_owned(),
+            ));
+        }
+    }
+    out
 }
 
 /// nginx's access and error logs: the Production's own nginx in user mode, the server's in

@@ -139,6 +139,10 @@ pub struct Status {
     pub sess: Vec<SessStatus>,
     /// One entry per Gig.
     pub gigs: Vec<GigStatus>,
+    /// One entry per worker (SPEC §10), and any the manifest dropped that still runs.
+    pub workers: Vec<super::WorkerStatus>,
+    /// One entry per cron job, with its last run.
+    pub cron: Vec<super::CronStatus>,
 }
 
 /// An Act in `status`: the release it runs.
@@ -185,7 +189,12 @@ impl Status {
             Some(code) => Some(format!("Gig `{}` answers HTTP {code}", g.name)),
             None => Some(format!("Gig `{}` does not answer", g.name)),
         });
-        sess.chain(gigs).collect()
+        let workers = self
+            .workers
+            .iter()
+            .filter(|w| w.state != "running")
+            .map(|w| format!("worker `{}` of Act `{}` is {}", w.name, w.act, w.state));
+        sess.chain(gigs).chain(workers).collect()
     }
 }
 
@@ -297,7 +306,13 @@ pub fn status(production: &Production) -> Result<Status, ManagerError> {
                 error,
             });
         }
-        Ok(Status { acts, sess, gigs })
+        Ok(Status {
+            acts,
+            sess,
+            gigs,
+            workers: super::worker_status(production),
+            cron: super::cron_status(production),
+        })
     })
 }
 

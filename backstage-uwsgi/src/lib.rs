@@ -103,3 +103,4 @@ pub mod stage_manager;
 pub mod stage_set;
 pub mod system;
 pub mod vassal;
+pub mod work;

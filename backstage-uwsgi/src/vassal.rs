@@ -33,7 +33,7 @@ const MAX_WORKER_LIFETIME: u32 = 3600;
 const MAX_WORKER_LIFETIME_DELTA: u32 = 30;
 
 /// The placeholder that stands for `(` where uWSGI would otherwise expand `$(…)` or `@(…)`.
-const LEFT_PAREN_PLACEHOLDER: &str = "backstage-lp";
+pub(crate) const LEFT_PAREN_PLACEHOLDER: &str = "backstage-lp";
 
 /// Renders the vassal files of every Sess of the Production.
 pub fn render_vassals(production: &Production) -> Result<Vec<DesiredFile>, Error> {
@@ -280,14 +280,14 @@ impl<'p> Parts<'p> {
     }
 }
 
-struct IniWriter<'a> {
+pub(crate) struct IniWriter<'a> {
     sess: &'a str,
-    body: String,
-    needs_placeholder: bool,
+    pub(crate) body: String,
+    pub(crate) needs_placeholder: bool,
 }
 
 impl<'a> IniWriter<'a> {
-    fn new(sess: &'a str) -> Self {
+    pub(crate) fn new(sess: &'a str) -> Self {
         IniWriter {
             sess,
             body: String::with_capacity(1024),
@@ -295,7 +295,7 @@ impl<'a> IniWriter<'a> {
         }
     }
 
-    fn set(&mut self, key: &str, value: &str) -> Result<(), Error> {
+    pub(crate) fn set(&mut self, key: &str, value: &str) -> Result<(), Error> {
         let text = self.escape(key, value)?;
         for part in [key, " = ", &text, "\n"] {
             self.body.push_str(part);
@@ -303,11 +303,11 @@ impl<'a> IniWriter<'a> {
         Ok(())
     }
 
-    fn path(&mut self, key: &str, value: &ConfPath) -> Result<(), Error> {
+    pub(crate) fn path(&mut self, key: &str, value: &ConfPath) -> Result<(), Error> {
         self.set(key, value.as_str())
     }
 
-    fn env(&mut self, key: &str, value: &str) -> Result<(), Error> {
+    pub(crate) fn env(&mut self, key: &str, value: &str) -> Result<(), Error> {
         self.set("env", &format!("{key}={value}"))
     }
 

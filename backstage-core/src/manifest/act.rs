@@ -5,6 +5,8 @@
 #[allow(clippy::wildcard_imports)]
 use super::*;
 
+use crate::work::{CronJob, DEFAULT_STOP_TIMEOUT, Schedule, StopSignal, Worker};
+
 /// An Act, from its table; `None` when it has problems (reported to `ck`).
 pub(super) fn act(
     ck: &mut Checker<'_>,
@@ -137,6 +139,8 @@ pub(super) fn act(
         None => Some(Health::default()),
         Some((v, p)) => ck.table(&p, v).and_then(|ht| act_health(ck, ht)),
     };
+    let workers = act_workers(ck, &mut t);
+    let cron = act_cron(ck, &mut t);
     t.finish(ck, ACT_KEYS);
     Some(Act {
         root: root?,
@@ -155,6 +159,129 @@ pub(super) fn act(
         live_link: None,
         fallback_root: None,
         environment: None,
+        workers: workers?,
+        cron: cron?,
+    })
+}
+
+/// A worker's or cron job's shell command: not empty, one line, no NUL.
+fn work_command(ck: &mut Checker<'_>, t: &mut Tbl<'_, '_>) -> Option<String> {
+    let (v, p) = t.required(ck, "command")?;
+    let s = ck.string(&p, v)?;
+    let why = if s.trim().is_empty() {
+        "a command cannot be empty"
+    } else if s.contains(['\n', '\r', '\0']) {
+        "a command is one line (use `sh -c` or a script for more)"
+    } else if s.contains("%(") {
+        "uWSGI expands `%(name)` and has no escape for it"
+    } else {
+        return Some(s.trim().to_owned());
+    };
+    ck.report(&p, v.span(), why);
+    None
+}
+
+/// The entries of a table of named things (`workers`, `cron`), each name a slug.
+fn named_tables<T>(
+    ck: &mut Checker<'_>,
+    t: &mut Tbl<'_, '_>,
+    key: &'static str,
+    what: &str,
+    mut each: impl FnMut(&mut Checker<'_>, Tbl<'_, '_>) -> Option<T>,
+) -> Option<BTreeMap<Slug, T>> {
+    let Some((v, p)) = t.get(key) else {
+        return Some(BTreeMap::new());
+    };
+    let mut wt = ck.table(&p, v)?;
+    let mut out = BTreeMap::new();
+    let mut ok = true;
+    for (k, v, kp) in wt.entries() {
+        let name = match k.get_ref().parse::<Slug>() {
+            Ok(n) => Some(n),
+            Err(e) => {
+                ck.report(
+                    &kp,
+                    k.span(),
+                    format!("invalid {what} name `{}`: {e}", shorten(k.get_ref())),
+                );
+                None
+            }
+        };
+        let item = ck.table(&kp, v).and_then(|it| each(ck, it));
+        match (name, item) {
+            (Some(n), Some(i)) => {
+                out.insert(n, i);
+            }
+            _ => ok = false,
+        }
+    }
+    ok.then_some(out)
+}
+
+/// `[acts.X.workers.NAME]`: `command`, `processes`, `stop_signal`, `stop_timeout`.
+fn act_workers(ck: &mut Checker<'_>, t: &mut Tbl<'_, '_>) -> Option<BTreeMap<Slug, Worker>> {
+    named_tables(ck, t, "workers", "worker", |ck, mut wt| {
+        let command = work_command(ck, &mut wt);
+        let processes = opt_int::<u16>(ck, &mut wt, "processes", 1, 64).map(|n| n.unwrap_or(1));
+        let stop_timeout = opt_int::<u16>(ck, &mut wt, "stop_timeout", 1, 3600)
+            .map(|n| n.unwrap_or(DEFAULT_STOP_TIMEOUT));
+        let stop_signal = match wt.get("stop_signal") {
+            None => Some(StopSignal::default()),
+            Some((v, p)) => {
+                let parsed = match (v.get_ref().as_str(), v.get_ref().as_integer()) {
+                    (Some(s), _) => StopSignal::parse(s).map_err(|e| (s.to_owned(), e)),
+                    (None, Some(i)) => {
+                        StopSignal::parse(i.as_str()).map_err(|e| (i.as_str().to_owned(), e))
+                    }
+                    _ => Err((String::new(), "expected a signal name or number".to_owned())),
+                };
+                match parsed {
+                    Ok(sig) => Some(sig),
+                    Err((s, why)) => {
+                        ck.report(
+                            &p,
+                            v.span(),
+                            format!("invalid stop_signal `{}`: {why}", shorten(&s)),
+                        );
+                        None
+                    }
+                }
+            }
+        };
+        wt.finish(ck, WORKER_KEYS);
+        Some(Worker {
+            command: command?,
+            processes: processes?,
+            stop_signal: stop_signal?,
+            stop_timeout: stop_timeout?,
+        })
+    })
+}
+
+/// `[acts.X.cron.NAME]`: `schedule` (five-field cron syntax) and `command`.
+fn act_cron(ck: &mut Checker<'_>, t: &mut Tbl<'_, '_>) -> Option<BTreeMap<Slug, CronJob>> {
+    named_tables(ck, t, "cron", "cron job", |ck, mut ct| {
+        let schedule = ct.required(ck, "schedule").and_then(|(v, p)| {
+            let s = ck.string(&p, v)?;
+            match Schedule::parse(s) {
+                Ok(sch) => Some(sch),
+                Err(e) => {
+                    ck.report_at(
+                        &p,
+                        v.span(),
+                        format!("invalid schedule: {e}"),
+                        Some("five fields: minute hour day-of-month month day-of-week, e.g. `17 3 * * *`".to_owned()),
+                    );
+                    None
+                }
+            }
+        });
+        let command = work_command(ck, &mut ct);
+        ct.finish(ck, CRON_KEYS);
+        Some(CronJob {
+            schedule: schedule?,
+            command: command?,
+        })
     })
 }
 

@@ -89,3 +89,11 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 # where it is.
 MEDIA_URL = os.environ.get("BACKSTAGE_MEDIA_URL", "/media/")
 MEDIA_ROOT = os.environ.get("BACKSTAGE_MEDIA_ROOT", BASE_DIR / "media")
+
+# Celery (club/celery.py): the broker from the environment; a task is acknowledged once done,
+# so one in hand when its worker is stopped or dies is delivered again, never lost.
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "")
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True

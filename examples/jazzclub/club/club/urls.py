@@ -14,5 +14,6 @@ urlpatterns = [
     path("flyers", views.flyers, name="flyers"),
     path("stuck", views.stuck, name="stuck"),
     path("env", views.env, name="env"),
+    path("enqueue", views.enqueue, name="enqueue"),
     path("admin/", admin.site.urls),
 ]

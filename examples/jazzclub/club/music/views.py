@@ -96,3 +96,17 @@ def env(request):
     if not name.startswith(("JAZZ_", "DJANGO_SECRET_KEY", "BACKSTAGE_MEDIA")):
         return JsonResponse({"error": "not an example variable"}, status=403)
     return JsonResponse({"name": name, "value": os.environ.get(name)})
+
+
+def enqueue(request):
+    """Enqueues `note_task(token, sleep)` for the Celery worker; 503 without a broker."""
+    from django.conf import settings
+
+    if not settings.CELERY_BROKER_URL:
+        return JsonResponse({"error": "no CELERY_BROKER_URL: no worker to enqueue for"}, status=503)
+    from club.celery import app  # noqa: F401  (binds the shared task to the club's app)
+    from music.tasks import note_task
+
+    token = request.GET.get("token", "")
+    note_task.delay(token, float(request.GET.get("sleep", "0")))
+    return JsonResponse({"queued": token})
