@@ -1,10 +1,7 @@
 //! HTTPS from certificate files, against the real example, real uWSGI and real nginx: the TLS
 //! listener speaks HTTP/2, sends HSTS when `hsts = true`, refuses a cipher outside Mozilla's
 //! "intermediate" list, and the plain listener only redirects.
-//!
-//! The TLS Venue is the example's closed one (`blues`, its 503 page): `up` waits for every Gig
-//! over plain HTTP, and a Gig at a TLS Venue answers that with the redirect (Gig probes do not
-//! speak TLS yet).
+//! `up` and `status` probe the Gigs of a TLS Venue over TLS.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -27,9 +24,9 @@ fn self_signed(dir: &Path) {
             "-days",
             "2",
             "-subj",
-            "/CN=blues.localhost",
+            "/CN=jazz.localhost",
             "-addext",
-            "subjectAltName=DNS:blues.localhost",
+            "subjectAltName=DNS:jazz.localhost,DNS:www.jazz.localhost",
             "-keyout",
         ])
         .arg(dir.join("key.pem"))
@@ -40,16 +37,16 @@ fn self_signed(dir: &Path) {
     ok(&out);
 }
 
-/// `curl` over HTTPS to the blues Venue, trusting the test certificate; headers on stdout.
+/// `curl` over HTTPS to the jazz Venue, trusting the test certificate; headers on stdout.
 fn curl(dir: &Path, tls_port: u16, extra: &[&str]) -> Output {
     Command::new("curl")
         .args(["-sS", "--max-time", "20", "-D", "-", "-o", "/dev/null"])
         .arg("--cacert")
         .arg(dir.join("cert.pem"))
         .arg("--resolve")
-        .arg(format!("blues.localhost:{tls_port}:127.0.0.1"))
+        .arg(format!("jazz.localhost:{tls_port}:127.0.0.1"))
         .args(extra)
-        .arg(format!("https://blues.localhost:{tls_port}/"))
+        .arg(format!("https://jazz.localhost:{tls_port}/whoami"))
         .output()
         .expect("run curl (scripts/test-deps installs it)")
 }
@@ -60,7 +57,7 @@ fn https_speaks_http2_with_hsts_and_mozilla_intermediate_ciphers() {
     self_signed(&club.dir);
     let tls_port = free_port();
     let plain = format!(
-        "server_names = [\"blues.localhost\"]\nlisten = [\"127.0.0.1:{}\"]\n",
+        "server_names = [\"jazz.localhost\", \"www.jazz.localhost\"]\nlisten = [\"127.0.0.1:{}\"]\n",
         club.port
     );
     let text = club.text.replacen(
@@ -70,17 +67,16 @@ fn https_speaks_http2_with_hsts_and_mozilla_intermediate_ciphers() {
         ),
         1,
     );
-    assert_ne!(text, club.text, "the blues Venue gets TLS");
+    assert_ne!(text, club.text, "the jazz Venue gets TLS");
     club.write_manifest(&text);
     ok(&club.run(&["up"]));
 
+    // `up` waited for each Gig over TLS (its plain listener only redirects); so does `status`.
+    ok(&club.run(&["status"]));
+
     let headers = ok(&curl(&club.dir, tls_port, &["--http2"]));
     let first = headers.lines().next().unwrap_or_default();
-    assert_eq!(
-        first.trim(),
-        "HTTP/2 503",
-        "the closed page, over HTTP/2:\n{headers}"
-    );
+    assert_eq!(first.trim(), "HTTP/2 200", "{headers}");
     assert!(
         headers
             .to_ascii_lowercase()
@@ -99,7 +95,7 @@ fn https_speaks_http2_with_hsts_and_mozilla_intermediate_ciphers() {
             "ECDHE-ECDSA-AES128-GCM-SHA256",
         ],
     );
-    assert!(ok(&gcm).contains(" 503"), "TLS 1.2 with AES-GCM");
+    assert!(ok(&gcm).contains(" 200"), "TLS 1.2 with AES-GCM");
     let cbc = curl(
         &club.dir,
         tls_port,
@@ -112,7 +108,7 @@ fn https_speaks_http2_with_hsts_and_mozilla_intermediate_ciphers() {
     );
 
     // Plain HTTP only redirects, to the TLS port, and carries no HSTS (browsers ignore it there).
-    let (status, _) = get(club.port, "blues.localhost", "/whoami").unwrap();
+    let (status, _) = get(club.port, "jazz.localhost", "/whoami").unwrap();
     assert_eq!(status, 301);
     let plain_headers = Command::new("curl")
         .args([
@@ -122,7 +118,7 @@ fn https_speaks_http2_with_hsts_and_mozilla_intermediate_ciphers() {
             "-o",
             "/dev/null",
             "-H",
-            "Host: blues.localhost",
+            "Host: jazz.localhost",
         ])
         .arg(format!("http://127.0.0.1:{}/whoami", club.port))
         .output()
@@ -130,7 +126,7 @@ fn https_speaks_http2_with_hsts_and_mozilla_intermediate_ciphers() {
     let plain_headers = ok(&plain_headers).to_ascii_lowercase();
     assert!(
         plain_headers.contains(&format!(
-            "location: https://blues.localhost:{tls_port}/whoami"
+            "location: https://jazz.localhost:{tls_port}/whoami"
         )),
         "{plain_headers}"
     );
