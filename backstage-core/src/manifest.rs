@@ -478,7 +478,7 @@ const SESS_KEYS: &[&str] = &[
     "extra",
 ];
 const VENUE_KEYS: &[&str] = &["server_names", "listen", "tls", "zone", "max_body_size"];
-const TLS_KEYS: &[&str] = &["cert", "key", "listen"];
+const TLS_KEYS: &[&str] = &["cert", "key", "listen", "hsts"];
 const GIG_KEYS: &[&str] = &["venue", "sess", "path"];
 const PRODUCER_KEYS: &[&str] = &["api_url", "api_key", "api_key_env", "address", "ttl"];
 
@@ -1143,11 +1143,23 @@ fn venue(
                     .one_or_many::<ListenAddr>(&p, v, "listen address")
                     .map(|v| v.into_iter().map(|(l, _, _)| l).collect()),
             };
+            let hsts = match tt.get("hsts") {
+                None => Some(false),
+                Some((v, p)) => {
+                    if let DeValue::Boolean(b) = v.get_ref() {
+                        Some(*b)
+                    } else {
+                        ck.type_error(&p, v, "a boolean (`hsts = true`)");
+                        None
+                    }
+                }
+            };
             tt.finish(ck, TLS_KEYS);
             Some(Some(Tls {
                 cert: cert?,
                 key: key?,
                 listen: listen?,
+                hsts: hsts?,
             }))
         }),
     };
@@ -1587,6 +1599,30 @@ sess = ["club-a"]
         );
         let g = &p.gigs[&"home".parse::<Slug>().unwrap()];
         assert!(g.path.is_root());
+    }
+
+    #[test]
+    fn hsts_is_off_unless_asked_and_must_be_a_boolean() {
+        let tls = |extra: &str| {
+            MINIMAL.replace(
+                "server_names = [\"jazz.localhost\"]",
+                &format!(
+                    "server_names = [\"jazz.localhost\"]\ntls = {{ cert = \"c.pem\", key = \"k.pem\"{extra} }}"
+                ),
+            )
+        };
+        let jazz: Slug = "jazz".parse().unwrap();
+        let p = manifest(&tls("")).parse().unwrap();
+        assert!(!p.venues[&jazz].tls.as_ref().unwrap().hsts);
+        let p = manifest(&tls(", hsts = true")).parse().unwrap();
+        assert!(p.venues[&jazz].tls.as_ref().unwrap().hsts);
+        let problems = manifest(&tls(", hsts = \"yes\"")).check();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].path.as_str(), "venues.jazz.tls.hsts");
+        assert_eq!(
+            problems[0].message,
+            "expected a boolean (`hsts = true`), found string"
+        );
     }
 
     #[test]

@@ -325,6 +325,9 @@ pub struct Tls {
     pub key: ConfPath,
     /// Where nginx listens for TLS (default: the Venue's addresses on 443; 8443 in user mode).
     pub listen: Vec<ListenAddr>,
+    /// Whether HTTPS answers carry `Strict-Transport-Security` (default off: once a browser
+    /// has seen it, the names cannot go back to plain HTTP for its max-age).
+    pub hsts: bool,
 }
 
 /// A Venue: a DNS namespace nginx serves.

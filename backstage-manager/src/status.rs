@@ -14,22 +14,28 @@ pub struct GigUrl {
     /// The address to connect to.
     #[serde(skip)]
     pub connect: SocketAddr,
-    /// The Host header to send.
+    /// The Host header to send (and over TLS, the SNI name).
     #[serde(skip)]
     pub host: String,
+    /// Whether to ask over TLS: the Venue has TLS, so its plain listeners only redirect.
+    #[serde(skip)]
+    pub tls: bool,
     /// The path to ask for.
     #[serde(skip)]
     pub path: String,
 }
 
-/// Every Gig's URL: its Venue's first non-wildcard name on its first listen address.
+/// Every Gig's URL: its Venue's first non-wildcard name on its first listen address (its first
+/// TLS address when the Venue has TLS: the plain ones only redirect there).
 pub fn gig_urls(production: &Production) -> Vec<GigUrl> {
     let mut out = Vec::new();
     for (name, gig) in &production.gigs {
         let Some(venue) = production.venues.get(&gig.venue) else {
             continue;
         };
-        let Some(listen) = venue.listen.first() else {
+        let tls = venue.tls.is_some();
+        let listens = venue.tls.as_ref().map_or(&venue.listen, |t| &t.listen);
+        let Some(listen) = listens.first() else {
             continue;
         };
         let host = venue
@@ -54,17 +60,19 @@ pub fn gig_urls(production: &Production) -> Vec<GigUrl> {
         } else {
             format!("{}/", gig.path)
         };
-        let port = if connect.port() == 80 {
+        let (scheme, default_port) = if tls { ("https", 443) } else { ("http", 80) };
+        let port = if connect.port() == default_port {
             String::new()
         } else {
             format!(":{}", connect.port())
         };
         out.push(GigUrl {
             name: name.to_string(),
-            url: format!("http://{host}{port}{path}"),
+            url: format!("{scheme}://{host}{port}{path}"),
             connect,
             host,
             path,
+            tls,
         });
     }
     out
@@ -81,9 +89,14 @@ pub(super) async fn http_status(
 ) -> Result<u16, String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let work = async {
-        let mut stream = tokio::net::TcpStream::connect(url.connect)
+        let tcp = tokio::net::TcpStream::connect(url.connect)
             .await
             .map_err(|e| format!("cannot connect to {}: {e}", url.connect))?;
+        let mut stream: Box<dyn Stream> = if url.tls {
+            Box::new(probe_tls(tcp, &url.host).await?)
+        } else {
+            Box::new(tcp)
+        };
         let request = format!(
             "GET {} HTTP/1.0\r\nHost: {}\r\nUser-Agent: backstage\r\n{}: {production}\r\n\r\n",
             url.path,
@@ -128,6 +141,89 @@ pub(super) async fn http_status(
     tokio::time::timeout(timeout, work)
         .await
         .map_err(|_| format!("no answer within {}s", timeout.as_secs()))?
+}
+
+/// A connection a probe reads and writes: plain TCP or TLS over it.
+trait Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Stream for T {}
+
+/// TLS to nginx for a probe, with `host` as the SNI name. The probe checks where nginx routes
+/// a request, not whether a browser would trust the certificate (a self-signed or a not yet
+/// renewed one still serves), so any certificate is accepted; its signatures are checked.
+async fn probe_tls(
+    tcp: tokio::net::TcpStream,
+    host: &str,
+) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>, String> {
+    use tokio_rustls::rustls;
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS: {e}"))?
+        .dangerous()
+        .with_custom_certificate_verifier(std::sync::Arc::new(AnyCertificate(provider)))
+        .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::try_from(host.to_owned())
+        .map_err(|e| format!("`{host}` cannot be a TLS server name: {e}"))?;
+    tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .map_err(|e| format!("TLS handshake with nginx failed: {e}"))
+}
+
+/// The probe's certificate check: every certificate passes, handshake signatures are verified.
+#[derive(Debug)]
+struct AnyCertificate(std::sync::Arc<tokio_rustls::rustls::crypto::CryptoProvider>);
+
+impl tokio_rustls::rustls::client::danger::ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &tokio_rustls::rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[tokio_rustls::rustls::pki_types::CertificateDer<'_>],
+        _server_name: &tokio_rustls::rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: tokio_rustls::rustls::pki_types::UnixTime,
+    ) -> Result<tokio_rustls::rustls::client::danger::ServerCertVerified, tokio_rustls::rustls::Error>
+    {
+        Ok(tokio_rustls::rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &tokio_rustls::rustls::pki_types::CertificateDer<'_>,
+        dss: &tokio_rustls::rustls::DigitallySignedStruct,
+    ) -> Result<
+        tokio_rustls::rustls::client::danger::HandshakeSignatureValid,
+        tokio_rustls::rustls::Error,
+    > {
+        tokio_rustls::rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &tokio_rustls::rustls::pki_types::CertificateDer<'_>,
+        dss: &tokio_rustls::rustls::DigitallySignedStruct,
+    ) -> Result<
+        tokio_rustls::rustls::client::danger::HandshakeSignatureValid,
+        tokio_rustls::rustls::Error,
+    > {
+        tokio_rustls::rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<tokio_rustls::rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
 }
 
 /// Every Sess' state and every Gig's answer through nginx.

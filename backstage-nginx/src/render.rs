@@ -485,6 +485,8 @@ fn host_header(port: u16, tls: bool) -> String {
 struct TlsCtx<'a> {
     cert: &'a str,
     key: &'a str,
+    /// `Strict-Transport-Security` on every HTTPS answer.
+    hsts: bool,
 }
 
 #[derive(Serialize)]
@@ -752,6 +754,7 @@ fn render_site(
         tls: venue.tls.as_ref().map(|t| TlsCtx {
             cert: t.cert.as_str(),
             key: t.key.as_str(),
+            hsts: t.hsts,
         }),
         redirect_port,
         max_body_size: venue.max_body_size.to_string(),

@@ -109,7 +109,7 @@ gid = "root"
 [venues.shop]
 server_names = ["shop.test", "*.shop.test"]
 listen = ["127.0.0.1:8081"]
-tls = {{ cert = "{cert}", key = "{key}", listen = ["127.0.0.1:8444"] }}
+tls = {{ cert = "{cert}", key = "{key}", listen = ["127.0.0.1:8444"], hsts = true }}
 
 [venues.closed]
 server_names = ["old.shop.test"]

@@ -91,7 +91,7 @@ gid = "www-data"
 [venues.shop]
 server_names = ["shop.example.com", "*.shop.example.com"]
 listen = ["80", "[::]:80"]
-tls = { cert = "/etc/ssl/shop.pem", key = "/etc/ssl/shop.key" }
+tls = { cert = "/etc/ssl/shop.pem", key = "/etc/ssl/shop.key", hsts = true }
 
 [venues.closed]
 server_names = ["old.example.com"]
