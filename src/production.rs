@@ -345,6 +345,12 @@ pub(crate) fn status(args: &JsonArgs) -> ExitCode {
             }
             if !status.workers.is_empty() {
                 outln!();
+                // As wide as its longest `act.name`, so the columns line up.
+                let w = status
+                    .workers
+                    .iter()
+                    .map(|wk| wk.act.len() + 1 + wk.name.len())
+                    .fold(w, usize::max);
                 outln!("{:<w$}  {:<8}  {:<26}  PIDS", "WORKER", "STATE", "RELEASE");
                 for wk in &status.workers {
                     let pids: Vec<String> = wk.pids.iter().map(ToString::to_string).collect();
@@ -359,6 +365,11 @@ pub(crate) fn status(args: &JsonArgs) -> ExitCode {
             }
             if !status.cron.is_empty() {
                 outln!();
+                let w = status
+                    .cron
+                    .iter()
+                    .map(|c| c.act.len() + 1 + c.name.len())
+                    .fold(w, usize::max);
                 outln!("{:<w$}  {:<16}  LAST RUN", "CRON", "SCHEDULE");
                 for c in &status.cron {
                     let last = match &c.last_run {
