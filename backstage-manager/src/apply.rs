@@ -718,16 +718,21 @@ pub(super) fn build_stages(
 ) -> Result<(), ManagerError> {
     for stage in production.stages.keys() {
         progress(Event::Step(format!("building Stage `{stage}`")));
-        stage_set::build_stage(production, stage, &mut |p| {
-            progress(match p {
-                Progress::Step(s) => Event::Step(s),
-                Progress::Output(s) => Event::Output(s),
-                Progress::Skipped(s) => Event::Skipped(s),
-                other => Event::Output(format!("{other:?}")),
-            });
-        })?;
+        stage_set::build_stage(production, stage, &mut stage_progress(progress))?;
     }
     Ok(())
+}
+
+/// The Stage Set's progress, as the Manager's events.
+pub(super) fn stage_progress(progress: &mut dyn FnMut(Event)) -> impl FnMut(Progress) + '_ {
+    |p| {
+        progress(match p {
+            Progress::Step(s) => Event::Step(s),
+            Progress::Output(s) => Event::Output(s),
+            Progress::Skipped(s) => Event::Skipped(s),
+            other => Event::Output(format!("{other:?}")),
+        });
+    }
 }
 
 /// How many Sess start at once: twice the cores, at least four.

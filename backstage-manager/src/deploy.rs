@@ -474,14 +474,12 @@ fn build_environment(
         "Act `{name}`: its requirements changed; the release gets its own environment (the \
          running copies keep theirs)"
     )));
-    stage_set::build_environment(&python, requirements.as_path(), dir.as_path(), &mut |p| {
-        progress(match p {
-            Progress::Step(s) => Event::Step(s),
-            Progress::Output(s) => Event::Output(s),
-            Progress::Skipped(s) => Event::Skipped(s),
-            other => Event::Output(format!("{other:?}")),
-        });
-    })?;
+    stage_set::build_environment(
+        &python,
+        requirements.as_path(),
+        dir.as_path(),
+        &mut stage_progress(progress),
+    )?;
     Ok(())
 }
 

@@ -155,26 +155,7 @@ impl<'p> Parts<'p> {
         // What Django's ALLOWED_HOSTS and CSRF_TRUSTED_ORIGINS need, from the Venues booking it.
         w.env("BACKSTAGE_ALLOWED_HOSTS", &hosts.join(","))?;
         w.env("BACKSTAGE_CSRF_TRUSTED_ORIGINS", &origins.join(","))?;
-        if let Some(settings) = &act.settings {
-            w.env("DJANGO_SETTINGS_MODULE", settings.as_str())?;
-        }
-        if let (Some(media), Some(dir)) = (&act.media, production.media_dir(&sess.act)) {
-            w.env("BACKSTAGE_MEDIA_ROOT", dir.as_str())?;
-            w.env("BACKSTAGE_MEDIA_URL", media.prefix.as_str())?;
-        }
-        for (key, value) in &act.env {
-            w.env(key.as_str(), value.as_str())?;
-        }
-        // Secrets: an empty one is no secret and goes here (an empty envdir file would unset
-        // it); the others are read raw from a private envdir at start, named only here.
-        for (key, value) in &act.secrets.values {
-            if value.expose().is_empty() {
-                w.env(key.as_str(), "")?;
-            }
-        }
-        if let Some(dir) = production.envdir_of(name) {
-            w.path("envdir", &dir)?;
-        }
+        act_environment(&mut w, production, &sess.act, act, name)?;
         // Python threads (APM and error-reporting SDKs start their own) run only with the GIL
         // released between requests.
         w.set("enable-threads", "true")?;
@@ -278,6 +259,39 @@ impl<'p> Parts<'p> {
         content.push_str(&self.tail);
         Ok(content)
     }
+}
+
+/// What the code of Act `act_name` is told, in a vassal of Sess `sess` (or, for a worker or
+/// cron job, of the Act's lead Sess): its settings module, its uploads, the manifest's `env`,
+/// its empty secrets, and the private envdir holding the others.
+pub(crate) fn act_environment(
+    w: &mut IniWriter<'_>,
+    production: &Production,
+    act_name: &Slug,
+    act: &backstage_core::Act,
+    sess: &Slug,
+) -> Result<(), Error> {
+    if let Some(settings) = &act.settings {
+        w.env("DJANGO_SETTINGS_MODULE", settings.as_str())?;
+    }
+    if let (Some(media), Some(dir)) = (&act.media, production.media_dir(act_name)) {
+        w.env("BACKSTAGE_MEDIA_ROOT", dir.as_str())?;
+        w.env("BACKSTAGE_MEDIA_URL", media.prefix.as_str())?;
+    }
+    for (key, value) in &act.env {
+        w.env(key.as_str(), value.as_str())?;
+    }
+    // Secrets: an empty one is no secret and goes here (an empty envdir file would unset
+    // it); the others are read raw from a private envdir at start, named only here.
+    for (key, value) in &act.secrets.values {
+        if value.expose().is_empty() {
+            w.env(key.as_str(), "")?;
+        }
+    }
+    if let Some(dir) = production.envdir_of(sess) {
+        w.path("envdir", &dir)?;
+    }
+    Ok(())
 }
 
 pub(crate) struct IniWriter<'a> {

@@ -17,7 +17,7 @@ use backstage_core::work::{WorkInstance, WorkKind};
 use backstage_core::{DesiredFile, FileKind, Production, files};
 
 use crate::error::Error;
-use crate::vassal::{IniWriter, LEFT_PAREN_PLACEHOLDER};
+use crate::vassal::{IniWriter, LEFT_PAREN_PLACEHOLDER, act_environment};
 
 /// The line a worker instance logs when it starts: `[backstage-worker] instance N of <id>
 /// started at <unix time>` (`status` counts them to tell a worker that keeps dying).
@@ -151,25 +151,8 @@ fn common<'p>(
     let (hosts, origins) = production.hosts_of(lead);
     w.env("BACKSTAGE_ALLOWED_HOSTS", &hosts.join(","))?;
     w.env("BACKSTAGE_CSRF_TRUSTED_ORIGINS", &origins.join(","))?;
-    if let Some(settings) = &act.settings {
-        w.env("DJANGO_SETTINGS_MODULE", settings.as_str())?;
-    }
-    if let (Some(media), Some(dir)) = (&act.media, production.media_dir(act_name)) {
-        w.env("BACKSTAGE_MEDIA_ROOT", dir.as_str())?;
-        w.env("BACKSTAGE_MEDIA_URL", media.prefix.as_str())?;
-    }
-    for (key, value) in &act.env {
-        w.env(key.as_str(), value.as_str())?;
-    }
-    for (key, value) in &act.secrets.values {
-        if value.expose().is_empty() {
-            w.env(key.as_str(), "")?;
-        }
-    }
     // The lead Sess' envdir: written by `apply` for it, kept while a vassal names it.
-    if let Some(dir) = production.envdir_of(lead) {
-        w.path("envdir", &dir)?;
-    }
+    act_environment(&mut w, production, act_name, act, lead)?;
     if let Some(v) = &sess.tuning.uid {
         w.set("uid", v.as_str())?;
     }
