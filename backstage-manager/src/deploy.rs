@@ -21,7 +21,7 @@
 #[allow(clippy::wildcard_imports)]
 use super::*;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::io::Read as _;
 use std::process::{Command, Stdio};
 use std::time::SystemTime;
@@ -29,6 +29,7 @@ use std::time::SystemTime;
 use backstage_core::Act;
 use backstage_core::values::ConfPath;
 
+use super::environments;
 use super::releases::{Phase, Release, ReleaseStore};
 
 /// Lines of a failing release command's output kept in its error.
@@ -192,7 +193,10 @@ fn act_named(production: &Production, name: &str) -> Result<Slug, ManagerError> 
 
 /// The Sess that speaks for an Act in one-off commands and release phases: its first one by
 /// name (its Stage's Python, its account, its hosts).
-fn lead_sess<'p>(production: &'p Production, act: &Slug) -> Option<(&'p Slug, &'p Sess)> {
+pub(super) fn lead_sess<'p>(
+    production: &'p Production,
+    act: &Slug,
+) -> Option<(&'p Slug, &'p Sess)> {
     production.sess.iter().find(|(_, s)| &s.act == act)
 }
 
@@ -369,7 +373,7 @@ fn build_releases(
         let mut moved = on_release(act, &store, &release.id, None)
             .expect("validated paths move into a release");
         moved.secrets.clone_from(&resolved.acts[name].secrets);
-        moved.environment = environment_of(&target, name, &moved)?;
+        moved.environment = environments::environment_of(&target, name, &moved)?;
         store.set_environment(
             &release.id,
             moved.environment.as_ref().map(ConfPath::as_path),
@@ -387,124 +391,12 @@ fn build_releases(
     }
     build_stages(&target, progress)?;
     for b in &built {
-        build_environment(&target, &b.act, progress)?;
+        environments::build_environment(&target, &b.act, progress)?;
     }
     for b in &mut built {
         prepare(&target, &store_of(&target, &b.act), b, progress)?;
     }
     Ok((target, built, links))
-}
-
-/// Where the environments of releases whose requirements differ from their Stage's live.
-fn environments_dir(production: &Production) -> PathBuf {
-    production.layout.state_dir.as_path().join("envs")
-}
-
-/// The environment a new release of `name` (`act`, moved into the release) imports from:
-/// none when its requirements are its Stage's (or its Stage was never installed: the first
-/// install brings them), else `<state_dir>/envs/<stage>-<digest>`, one per Stage and
-/// requirements content, shared by every release that has them. An Act whose Sess play on
-/// several Stages keeps none (an environment belongs to one interpreter): its Stages get the
-/// requirements, as before releases had environments.
-fn environment_of(
-    production: &Production,
-    name: &Slug,
-    act: &Act,
-) -> Result<Option<ConfPath>, ManagerError> {
-    use sha2::Digest as _;
-    let Some(requirements) = &act.requirements else {
-        return Ok(None);
-    };
-    let stages: BTreeSet<&Slug> = production
-        .sess
-        .values()
-        .filter(|s| &s.act == name)
-        .map(|s| &s.stage)
-        .collect();
-    let [stage] = stages.into_iter().collect::<Vec<_>>()[..] else {
-        return Ok(None);
-    };
-    match stage_set::has_installed(production, stage, requirements.as_path())? {
-        None | Some(true) => return Ok(None),
-        Some(false) => {}
-    }
-    let text = fs::read(requirements.as_path()).map_err(|source| ManagerError::Io {
-        action: "read",
-        path: requirements.as_path().to_owned(),
-        source,
-    })?;
-    let python = production.stages[stage]
-        .virtualenv
-        .as_path()
-        .join("bin/python");
-    let mut digest = sha2::Sha256::new();
-    digest.update(python.as_os_str().as_encoded_bytes());
-    digest.update(b"\0");
-    digest.update(&text);
-    let hex = digest.finalize()[..8]
-        .iter()
-        .fold(String::with_capacity(16), |mut s, b| {
-            use std::fmt::Write as _;
-            let _ = write!(s, "{b:02x}");
-            s
-        });
-    let dir = environments_dir(production).join(format!("{stage}-{hex}"));
-    Ok(dir.to_str().and_then(|d| d.parse().ok()))
-}
-
-/// Builds (or reuses) the environment of `name`'s new release, if it has one.
-fn build_environment(
-    production: &Production,
-    name: &Slug,
-    progress: &mut dyn FnMut(Event),
-) -> Result<(), ManagerError> {
-    let act = &production.acts[name];
-    let (Some(dir), Some(requirements), Some((_, sess))) = (
-        &act.environment,
-        &act.requirements,
-        lead_sess(production, name),
-    ) else {
-        return Ok(());
-    };
-    let python = production.stages[&sess.stage]
-        .virtualenv
-        .as_path()
-        .join("bin/python");
-    progress(Event::Step(format!(
-        "Act `{name}`: its requirements changed; the release gets its own environment (the \
-         running copies keep theirs)"
-    )));
-    stage_set::build_environment(
-        &python,
-        requirements.as_path(),
-        dir.as_path(),
-        &mut stage_progress(progress),
-    )?;
-    Ok(())
-}
-
-/// Removes every environment no kept release of any Act imports from. Best effort: an
-/// environment left behind costs disk only.
-fn prune_environments(production: &Production, progress: &mut dyn FnMut(Event)) {
-    let dir = environments_dir(production);
-    let Ok(entries) = fs::read_dir(&dir) else {
-        return;
-    };
-    let mut used = BTreeSet::new();
-    for name in production.acts.keys() {
-        for r in store_of(production, name).list().unwrap_or_default() {
-            used.extend(r.environment);
-        }
-    }
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if !used.contains(&path) && fs::remove_dir_all(&path).is_ok() {
-            progress(Event::Step(format!(
-                "removed environment `{}`: no kept release imports from it",
-                path.display()
-            )));
-        }
-    }
 }
 
 /// System mode: an Act's shared files are its Sess' account's (the app writes its database
@@ -713,7 +605,7 @@ fn finish(
             pruned,
         });
     }
-    prune_environments(production, progress);
+    environments::prune_environments(production, progress);
     Ok(DeployReport { acts, apply })
 }
 

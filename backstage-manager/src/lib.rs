@@ -39,6 +39,7 @@ use serde::Serialize;
 mod apply;
 mod deploy;
 mod doctor;
+mod environments;
 mod error;
 pub mod graph;
 mod health;
