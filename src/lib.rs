@@ -28,6 +28,7 @@ mod production;
 mod releases;
 mod request;
 mod sess;
+mod tls;
 
 /// The Production and Act Managers (the `backstage-manager` crate), re-exported.
 pub use backstage_manager as manager;
@@ -64,6 +65,13 @@ enum Command {
     /// `http://127.0.0.1:8081`), `api_key_env` (the variable holding its API key), `address`
     /// (the IPs the names resolve to), optional `ttl`; a Venue may name its `zone`.
     Dns(dns::DnsArgs),
+    /// The Venues' certificates: `tls status` (issuer, names, expiry), `tls renew` (ACME).
+    ///
+    /// A Venue with `tls = { acme = true }` gets its certificate from the `[acme]` CA
+    /// (default Let's Encrypt) when `apply` or `up` first brings it live, by an HTTP-01
+    /// challenge its own nginx answers; `apply` also installs a job that runs `tls renew` twice
+    /// a day.
+    Tls(tls::TlsArgs),
     /// Send one HTTP request to a Sess over the uwsgi protocol, without nginx.
     ///
     /// TARGET is a unix socket path or HOST:PORT. The response body goes to stdout byte for
@@ -159,6 +167,7 @@ where
     let code = match cli.command {
         Command::Check(args) => check::run(&args),
         Command::Dns(args) => dns::run(&args),
+        Command::Tls(args) => tls::run(&args),
         Command::Request(args) => request::run(args),
         Command::Sess(args) => sess::run(&args),
         Command::Render(args) => production::render(&args),

@@ -213,11 +213,20 @@ pub(crate) fn apply(all: &ApplyArgs) -> ExitCode {
             outln!("{}", serde_json::to_string(&report).expect("serializes"));
             ExitCode::SUCCESS
         }
-        Ok(report) if report.changes.is_empty() => {
+        Ok(report) if report.changes.is_empty() && report.certificates.is_empty() => {
             outln!("nothing to change: nothing was written, nothing reloaded");
             ExitCode::SUCCESS
         }
         Ok(report) => {
+            for c in &report.certificates {
+                outln!(
+                    "certificate for Venue `{}`: serial {}, valid until {} (ordered in {} ms)",
+                    c.venue,
+                    c.serial,
+                    c.not_after,
+                    c.order_ms
+                );
+            }
             outln!(
                 "applied {} change{}{}",
                 report.changes.len(),

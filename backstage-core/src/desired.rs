@@ -27,6 +27,8 @@ pub enum FileKind {
     Link,
     /// A socket-less uWSGI vassal running a worker or a cron job of an Act.
     Worker,
+    /// The socket-less vassal that runs `backstage tls renew` twice a day (ACME Venues).
+    Renewal,
 }
 
 impl fmt::Display for FileKind {
@@ -38,6 +40,7 @@ impl fmt::Display for FileKind {
             FileKind::Page => "page",
             FileKind::Link => "link",
             FileKind::Worker => "worker",
+            FileKind::Renewal => "renewal",
         })
     }
 }

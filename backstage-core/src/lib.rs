@@ -44,9 +44,9 @@ pub use desired::{DesiredFile, FileKind};
 pub use error::Error;
 pub use manifest::{MANIFEST_NAME, Manifest};
 pub use model::{
-    Act, ApiKey, DEFAULT_HARAKIRI, DEFAULT_KEEP_RELEASES, Escape, Gig, Health, Layout, Media, Mode,
-    Producer, Production, Sess, SessInstance, SessSocket, Stage, Tls, Tuning, UNIX_SOCKET_PATH_MAX,
-    Venue,
+    Acme, Act, ApiKey, DEFAULT_HARAKIRI, DEFAULT_KEEP_RELEASES, Eab, Escape, Gig, Health,
+    LETS_ENCRYPT_DIRECTORY, Layout, Media, Mode, Producer, Production, Sess, SessInstance,
+    SessSocket, Stage, Tls, Tuning, UNIX_SOCKET_PATH_MAX, Venue,
 };
 pub use problem::{Problem, line_column};
 pub use source::MANIFEST_MAX_BYTES;

@@ -16,8 +16,8 @@ use toml::de::{DeArray, DeTable, DeValue};
 
 use crate::error::Error;
 use crate::model::{
-    Act, ApiKey, DEFAULT_KEEP_RELEASES, Gig, Health, Layout, Media, Mode, Producer, Production,
-    Sess, SessSocket, Stage, Tls, Tuning, UNIX_SOCKET_PATH_MAX, Venue,
+    Acme, Act, ApiKey, DEFAULT_KEEP_RELEASES, Eab, Gig, Health, Layout, Media, Mode, Producer,
+    Production, Sess, SessSocket, Stage, Tls, Tuning, UNIX_SOCKET_PATH_MAX, Venue,
 };
 use crate::problem::{Problem, TomlPath};
 use crate::source::{KEY_PARTS_MAX, deep_keys, read_bounded, utf8_source};
@@ -148,7 +148,13 @@ impl Manifest {
         let root = Tbl::new(TomlPath::default(), doc.get_ref(), root_span);
         let production = build(&mut ck, root, &self.base_dir);
         match production {
-            Some(p) if ck.problems.is_empty() => Ok(p),
+            Some(mut p) if ck.problems.is_empty() => {
+                p.manifest_file = match self.path.file_name() {
+                    Some(name) => self.base_dir.join(name),
+                    None => self.path.clone(),
+                };
+                Ok(p)
+            }
             _ => Err(ck.finish()),
         }
     }
@@ -430,6 +436,7 @@ const TOP_KEYS: &[&str] = &[
     "venues",
     "gigs",
     "producer",
+    "acme",
 ];
 const PRODUCTION_KEYS: &[&str] = &[
     "name",
@@ -478,7 +485,9 @@ const SESS_KEYS: &[&str] = &[
     "extra",
 ];
 const VENUE_KEYS: &[&str] = &["server_names", "listen", "tls", "zone", "max_body_size"];
-const TLS_KEYS: &[&str] = &["cert", "key", "listen", "hsts"];
+const TLS_KEYS: &[&str] = &["cert", "key", "acme", "listen", "hsts"];
+const ACME_KEYS: &[&str] = &["directory", "email", "ca_file", "eab"];
+const EAB_KEYS: &[&str] = &["kid", "hmac_key"];
 const GIG_KEYS: &[&str] = &["venue", "sess", "path"];
 const PRODUCER_KEYS: &[&str] = &["api_url", "api_key", "api_key_env", "address", "ttl"];
 
@@ -650,6 +659,13 @@ fn build(ck: &mut Checker<'_>, mut root: Tbl<'_, '_>, base_dir: &Path) -> Option
         let t = ck.table(&path, v)?;
         producer_section(ck, t)
     });
+    let acme = match root.get("acme") {
+        None => Some(None),
+        Some((v, path)) => ck
+            .table(&path, v)
+            .and_then(|t| acme_section(ck, t, base.as_ref()))
+            .map(Some),
+    };
     root.finish(ck, TOP_KEYS);
 
     let (name, mode, layout, uwsgi_plugins) = production?;
@@ -659,10 +675,23 @@ fn build(ck: &mut Checker<'_>, mut root: Tbl<'_, '_>, base_dir: &Path) -> Option
     let acts = collect(acts)?;
     let stages = collect(stages)?;
     let sess = collect(resolved_sess)?;
-    let venues = collect(venues)?
+    let venues: BTreeMap<Slug, Venue> = collect(venues)?
         .into_iter()
-        .map(|(k, v)| (k, v.venue))
+        .map(|(k, mut v)| {
+            if let Some(tls) = v.venue.tls.as_mut().filter(|t| t.acme) {
+                let live = Production::acme_live_dir(&layout, &k);
+                tls.cert =
+                    ConfPath::resolve(&live, "fullchain.pem", true).expect("a generated name");
+                tls.key = ConfPath::resolve(&live, "key.pem", true).expect("a generated name");
+            }
+            (k, v.venue)
+        })
         .collect();
+    let acme = acme?;
+    let acme = match acme {
+        None if venues.values().any(Venue::is_acme) => Some(Acme::default()),
+        other => other,
+    };
     let gigs = collect(gigs)?
         .into_iter()
         .map(|(k, g)| (k, g.gig))
@@ -677,8 +706,99 @@ fn build(ck: &mut Checker<'_>, mut root: Tbl<'_, '_>, base_dir: &Path) -> Option
         venues,
         gigs,
         producer,
+        acme,
+        manifest_file: PathBuf::new(),
         uwsgi_plugins,
         nginx_group: None,
+    })
+}
+
+/// `[acme]`: the CA's directory, a contact, the trust for its own TLS, an account binding.
+fn acme_section(ck: &mut Checker<'_>, mut t: Tbl<'_, '_>, base: Option<&ConfPath>) -> Option<Acme> {
+    let directory = match t.get("directory") {
+        None => Some(Acme::default().directory),
+        Some((v, p)) => ck
+            .parsed::<ApiUrl>(&p, v, "ACME directory URL")
+            .and_then(|u| {
+                if u.as_str().starts_with("https://") {
+                    Some(u)
+                } else {
+                    ck.report(
+                        &p,
+                        v.span(),
+                        "an ACME directory is served over `https://` (RFC 8555)",
+                    );
+                    None
+                }
+            }),
+    };
+    let email = match t.get("email") {
+        None => Some(None),
+        Some((v, p)) => ck.string(&p, v).and_then(|s| {
+            let ok = s.len() <= 254
+                && s.split_once('@').is_some_and(|(user, host)| {
+                    !user.is_empty()
+                        && host.contains('.')
+                        && !host.starts_with('.')
+                        && !host.ends_with('.')
+                })
+                && !s
+                    .chars()
+                    .any(|c| c.is_whitespace() || c.is_control() || "<>,;:\\\"()[]".contains(c));
+            if ok {
+                Some(Some(s.to_owned()))
+            } else {
+                ck.report(
+                    &p,
+                    v.span(),
+                    format!("invalid email address `{}`", shorten(s)),
+                );
+                None
+            }
+        }),
+    };
+    let ca_file = match (t.get("ca_file"), base) {
+        (None, _) => Some(None),
+        (Some((v, p)), Some(b)) => path_in(ck, &p, v, b, false, "CA file path").map(Some),
+        (Some(_), None) => None,
+    };
+    let eab = match t.get("eab") {
+        None => Some(None),
+        Some((v, p)) => ck.table(&p, v).and_then(|mut e| {
+            let kid = e.required(ck, "kid").and_then(|(v, p)| {
+                let s = ck.string(&p, v)?;
+                if s.is_empty() || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                    ck.report(&p, v.span(), "invalid key id: empty, or has spaces or control characters");
+                    None
+                } else {
+                    Some(s.to_owned())
+                }
+            });
+            let hmac_key = e.required(ck, "hmac_key").and_then(|(v, p)| {
+                let s = ck.string(&p, v)?;
+                match s.char_indices().find(|(_, c)| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_' || *c == '=')) {
+                    _ if s.is_empty() => {
+                        ck.report(&p, v.span(), "the MAC key is empty");
+                        None
+                    }
+                    // Never quote a secret back.
+                    Some((i, _)) => {
+                        ck.report(&p, v.span(), format!("the MAC key is base64url (`A-Z`, `a-z`, `0-9`, `-`, `_`): character {i} is not"));
+                        None
+                    }
+                    None => Some(s.to_owned()),
+                }
+            });
+            e.finish(ck, EAB_KEYS);
+            Some(Some(Eab { kid: kid?, hmac_key: hmac_key? }))
+        }),
+    };
+    t.finish(ck, ACME_KEYS);
+    Some(Acme {
+        directory: directory?,
+        email: email?,
+        ca_file: ca_file?,
+        eab: eab?,
     })
 }
 
@@ -1121,13 +1241,44 @@ fn venue(
     let tls = match t.get("tls") {
         None => Some(None),
         Some((v, p)) => ck.table(&p, v).and_then(|mut tt| {
-            let cert = match (tt.required(ck, "cert"), base) {
-                (Some((v, p)), Some(b)) => path_in(ck, &p, v, b, false, "certificate path"),
-                _ => None,
+            let acme = match tt.get("acme") {
+                None => Some(false),
+                Some((v, p)) => {
+                    if let DeValue::Boolean(b) = v.get_ref() {
+                        Some(*b)
+                    } else {
+                        ck.type_error(&p, v, "a boolean (`acme = true`)");
+                        None
+                    }
+                }
             };
-            let key = match (tt.required(ck, "key"), base) {
-                (Some((v, p)), Some(b)) => path_in(ck, &p, v, b, false, "key path"),
-                _ => None,
+            let (cert, key) = if acme.is_none() {
+                // Reported already; whether `cert` and `key` are needed is unknown.
+                (None, None)
+            } else if acme == Some(true) {
+                // Issued into the state dir: `build` names the live pair once the layout is
+                // known. Until then the manifest's directory stands in.
+                for k in ["cert", "key"] {
+                    if let Some((v, p)) = tt.get(k) {
+                        ck.report_at(
+                            &p,
+                            v.span(),
+                            format!("`{k}` and `acme = true` exclude each other"),
+                            Some("ACME issues the certificate and key: remove `cert` and `key`, or `acme`".to_owned()),
+                        );
+                    }
+                }
+                (base.cloned(), base.cloned())
+            } else {
+                let cert = match (tt.required(ck, "cert"), base) {
+                    (Some((v, p)), Some(b)) => path_in(ck, &p, v, b, false, "certificate path"),
+                    _ => None,
+                };
+                let key = match (tt.required(ck, "key"), base) {
+                    (Some((v, p)), Some(b)) => path_in(ck, &p, v, b, false, "key path"),
+                    _ => None,
+                };
+                (cert, key)
             };
             let listen = match tt.get("listen") {
                 None => {
@@ -1160,6 +1311,8 @@ fn venue(
                 key: key?,
                 listen: listen?,
                 hsts: hsts?,
+                acme: acme?,
+                pending: false,
             }))
         }),
     };
@@ -1201,6 +1354,18 @@ fn venue(
                 span.clone(),
                 format!("listen address `{l}` appears twice in this Venue"),
             );
+        }
+    }
+    if matches!(&tls, Some(Some(t)) if t.acme) {
+        for (n, span, p) in &names {
+            if n.is_wildcard() {
+                ck.report_at(
+                    p,
+                    span.clone(),
+                    format!("`{n}` is a wildcard: ACME issues it only by a DNS-01 challenge"),
+                    Some("Backstage answers HTTP-01 challenges: list each name, or give `cert` and `key`".to_owned()),
+                );
+            }
         }
     }
     if let Some(Some(z)) = &zone {
@@ -1599,6 +1764,107 @@ sess = ["club-a"]
         );
         let g = &p.gigs[&"home".parse::<Slug>().unwrap()];
         assert!(g.path.is_root());
+    }
+
+    #[test]
+    fn acme_venues_get_their_pair_under_the_state_dir_and_bad_acme_input_is_named() {
+        let with = |tls: &str, extra: &str| {
+            let mut m = MINIMAL.replace(
+                "server_names = [\"jazz.localhost\"]",
+                &format!("server_names = [\"jazz.localhost\"]\ntls = {tls}"),
+            );
+            m.push_str(extra);
+            m
+        };
+        let jazz: Slug = "jazz".parse().unwrap();
+        let p = manifest(&with("{ acme = true }", "")).parse().unwrap();
+        let tls = p.venues[&jazz].tls.as_ref().unwrap();
+        assert!(tls.acme && !tls.pending);
+        assert!(
+            tls.cert.as_str().ends_with("/acme/jazz/live/fullchain.pem"),
+            "{}",
+            tls.cert
+        );
+        assert!(
+            tls.key.as_str().ends_with("/acme/jazz/live/key.pem"),
+            "{}",
+            tls.key
+        );
+        assert!(tls.cert.as_path().starts_with(p.layout.state_dir.as_path()));
+        // No `[acme]`: Let's Encrypt's production directory.
+        assert_eq!(
+            p.acme.as_ref().unwrap().directory.as_str(),
+            crate::LETS_ENCRYPT_DIRECTORY
+        );
+        let p = manifest(&with(
+            "{ acme = true }",
+            "\n[acme]\ndirectory = \"https://127.0.0.1:14000/dir\"\nemail = \"ops@jazz.example\"\n",
+        ))
+        .parse()
+        .unwrap();
+        let acme = p.acme.unwrap();
+        assert_eq!(acme.directory.as_str(), "https://127.0.0.1:14000/dir");
+        assert_eq!(acme.email.as_deref(), Some("ops@jazz.example"));
+
+        let cases: &[(&str, &str, &str, &str)] = &[
+            (
+                "{ acme = true, cert = \"c.pem\" }",
+                "",
+                "venues.jazz.tls.cert",
+                "`cert` and `acme = true` exclude each other",
+            ),
+            (
+                "{ acme = \"yes\" }",
+                "",
+                "venues.jazz.tls.acme",
+                "expected a boolean (`acme = true`), found string",
+            ),
+            (
+                "{ acme = true }",
+                "\n[acme]\ndirectory = \"http://ca.example/dir\"\n",
+                "acme.directory",
+                "an ACME directory is served over `https://` (RFC 8555)",
+            ),
+            (
+                "{ acme = true }",
+                "\n[acme]\nemail = \"ops at jazz\"\n",
+                "acme.email",
+                "invalid email address `ops at jazz`",
+            ),
+            (
+                "{ acme = true }",
+                "\n[acme]\nemial = \"ops@jazz.example\"\n",
+                "acme.emial",
+                "",
+            ),
+            (
+                "{ acme = true }",
+                "\n[acme]\neab = { kid = \"k\", hmac_key = \"no spaces\" }\n",
+                "acme.eab.hmac_key",
+                "the MAC key is base64url (`A-Z`, `a-z`, `0-9`, `-`, `_`): character 2 is not",
+            ),
+        ];
+        for (tls, extra, path, message) in cases {
+            let problems = manifest(&with(tls, extra)).check();
+            assert_eq!(problems.len(), 1, "{tls} {extra}: {problems:?}");
+            assert_eq!(problems[0].path.as_str(), *path, "{problems:?}");
+            if !message.is_empty() {
+                assert_eq!(problems[0].message, *message);
+            }
+        }
+        // A wildcard cannot be validated over HTTP-01.
+        let wild = MINIMAL.replace(
+            "server_names = [\"jazz.localhost\"]",
+            "server_names = [\"*.jazz.localhost\"]\ntls = { acme = true }",
+        );
+        let problems = manifest(&wild).check();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].path.as_str(), "venues.jazz.server_names[0]");
+        assert!(
+            problems[0].message.contains("DNS-01"),
+            "{}",
+            problems[0].message
+        );
     }
 
     #[test]

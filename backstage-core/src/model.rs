@@ -123,6 +123,10 @@ pub struct Production {
     pub gigs: BTreeMap<Slug, Gig>,
     /// DNS management through PowerDNS, when configured.
     pub producer: Option<Producer>,
+    /// The ACME CA, when a Venue has `tls = { acme = true }` (defaults when `[acme]` is absent).
+    pub acme: Option<Acme>,
+    /// The manifest it was read from (absolute): what the renewal job's `tls renew -f` reads.
+    pub manifest_file: std::path::PathBuf,
     /// The uWSGI plugins every vassal loads first (`[production] uwsgi_plugins`); `None`:
     /// detected from the Emperor that runs the vassals (a plugin build such as Debian's
     /// `uwsgi-core` needs `python3`, a monolithic pip build none).
@@ -328,6 +332,75 @@ pub struct Tls {
     /// Whether HTTPS answers carry `Strict-Transport-Security` (default off: once a browser
     /// has seen it, the names cannot go back to plain HTTP for its max-age).
     pub hsts: bool,
+    /// `acme = true`: the certificate is obtained and renewed from the `[acme]` CA;
+    /// [`cert`](Tls::cert) and [`key`](Tls::key) then name the live pair under the state dir
+    /// ([`Production::acme_live_dir`]).
+    pub acme: bool,
+    /// An ACME Venue whose certificate has not been issued yet: served over plain HTTP (with
+    /// the challenge location) until it is. Set by the Production Manager from the state dir,
+    /// never by the manifest.
+    pub pending: bool,
+}
+
+/// `[acme]`: the ACME CA that issues the certificates of `tls = { acme = true }` Venues.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Acme {
+    /// The CA's directory URL (default Let's Encrypt's production directory).
+    pub directory: ApiUrl,
+    /// A contact address given to the CA (expiry warnings).
+    pub email: Option<String>,
+    /// A PEM file of the CA certificate that signs the ACME server's own TLS certificate
+    /// (private CAs, tests); default: the system's trust store.
+    pub ca_file: Option<ConfPath>,
+    /// External account binding, for CAs that require one.
+    pub eab: Option<Eab>,
+}
+
+/// Let's Encrypt's production ACME directory: `[acme] directory`'s default.
+pub const LETS_ENCRYPT_DIRECTORY: &str = "https://acme-v02.api.letsencrypt.org/directory";
+
+impl Default for Acme {
+    fn default() -> Self {
+        Acme {
+            directory: LETS_ENCRYPT_DIRECTORY.parse().expect("a valid URL"),
+            email: None,
+            ca_file: None,
+            eab: None,
+        }
+    }
+}
+
+/// An ACME external account binding: the key id and the MAC key the CA issued.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Eab {
+    /// The key identifier.
+    pub kid: String,
+    /// The MAC key, base64url as the CA gives it.
+    pub hmac_key: String,
+}
+
+impl std::fmt::Debug for Eab {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Eab")
+            .field("kid", &self.kid)
+            .field("hmac_key", &"<hidden>")
+            .finish()
+    }
+}
+
+impl Venue {
+    /// The TLS nginx serves now: `None` for a plain Venue, and for an ACME Venue whose
+    /// certificate is still to be issued.
+    pub fn serving_tls(&self) -> Option<&Tls> {
+        self.tls.as_ref().filter(|t| !t.pending)
+    }
+
+    /// Whether its certificate comes from ACME.
+    pub fn is_acme(&self) -> bool {
+        self.tls.as_ref().is_some_and(|t| t.acme)
+    }
 }
 
 /// A Venue: a DNS namespace nginx serves.
@@ -391,6 +464,31 @@ pub struct Producer {
 }
 
 impl Production {
+    /// Where ACME state lives: `<state_dir>/acme` (the account, each Venue's certificates, the
+    /// challenge files).
+    pub fn acme_dir(layout: &Layout) -> ConfPath {
+        ConfPath::resolve(&layout.state_dir, "acme", true).expect("a generated name")
+    }
+
+    /// The directory nginx serves `/.well-known/acme-challenge/` from, on every plain listener
+    /// of an ACME Venue.
+    pub fn acme_challenge_dir(&self) -> ConfPath {
+        ConfPath::resolve(&Self::acme_dir(&self.layout), "challenges", true)
+            .expect("a generated name")
+    }
+
+    /// An ACME Venue's certificate directory: one subdirectory per issued certificate, and
+    /// `live`, a link to the one nginx serves.
+    pub fn acme_venue_dir(layout: &Layout, venue: &Slug) -> ConfPath {
+        ConfPath::resolve(&Self::acme_dir(layout), venue.as_str(), true).expect("a generated name")
+    }
+
+    /// The link to the certificate pair nginx serves for an ACME Venue.
+    pub fn acme_live_dir(layout: &Layout, venue: &Slug) -> ConfPath {
+        ConfPath::resolve(&Self::acme_venue_dir(layout, venue), "live", true)
+            .expect("a generated name")
+    }
+
     /// The file name stem every generated artefact of `name` carries: `backstage.<production>.<name>`.
     pub fn generated_name(&self, name: &Slug, suffix: &'static str) -> Slugish {
         Slugish::new(&[&Slug::backstage(), &self.name, name], suffix)

@@ -16,6 +16,7 @@ use sha2::{Digest, Sha256};
 use crate::desired::{DesiredFile, FileKind};
 use crate::files::{self, FileError};
 use crate::model::Production;
+use crate::work::RENEWAL;
 
 /// What a change does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -133,6 +134,9 @@ fn classify(production: &Production, path: &Path) -> (FileKind, String) {
         && let Some(instance) = production.instance_of_vassal(path)
     {
         return (FileKind::Vassal, instance.sess.to_string());
+    }
+    if path == production.renewal_vassal().as_path() {
+        return (FileKind::Renewal, RENEWAL.to_owned());
     }
     if let Some(work) = production.work_of_vassal(path) {
         return (FileKind::Worker, format!("{}.{}", work.act, work.name));

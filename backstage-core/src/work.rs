@@ -196,6 +196,35 @@ impl Production {
     }
 }
 
+/// The name of the renewal job's files: `backstage.<production>.tls-renew.*`.
+pub const RENEWAL: &str = "tls-renew";
+
+impl Production {
+    /// The vassal of the job that runs `backstage tls renew` (ACME Venues).
+    pub fn renewal_vassal(&self) -> ConfPath {
+        join(
+            &self.layout.vassal_dir,
+            &format!("backstage.{}.{RENEWAL}.ini", self.name),
+        )
+    }
+
+    /// The renewal job's log.
+    pub fn renewal_log(&self) -> ConfPath {
+        join(
+            &self.layout.log_dir,
+            &format!("backstage.{}.{RENEWAL}.log", self.name),
+        )
+    }
+
+    /// The renewal job's pid file.
+    pub fn renewal_pid(&self) -> ConfPath {
+        join(
+            &self.layout.run_dir,
+            &format!("backstage.{}.{RENEWAL}.pid", self.name),
+        )
+    }
+}
+
 fn join(dir: &ConfPath, file: &str) -> ConfPath {
     ConfPath::resolve(dir, file, true).expect("a generated name stays in its directory")
 }

@@ -36,6 +36,9 @@ pub struct ApplyReport {
     pub nginx_reloaded: bool,
     /// The Sess that were health-checked before nginx was switched.
     pub checked_sess: Vec<String>,
+    /// ACME Venues' first certificates, ordered and made live by this apply.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub certificates: Vec<super::acme::Issued>,
 }
 
 pub(super) fn is_nginx(kind: FileKind) -> bool {
@@ -215,9 +218,53 @@ pub fn apply(
         // No `up` in system mode: apply builds what the Stages lack (idempotent).
         build_stages(production, progress)?;
     }
-    match first_releases(manifest, production, progress)? {
-        Some((target, links)) => apply_locked(&target, host, options, &links, progress),
-        None => apply_locked(production, host, options, &[], progress),
+    let mut report = match first_releases(manifest, production, progress)? {
+        Some((target, links)) => apply_locked(&target, host, options, &links, progress)?,
+        None => apply_locked(production, host, options, &[], progress)?,
+    };
+    first_certificates(manifest, production, host, options, &mut report, progress)?;
+    Ok(report)
+}
+
+/// After an apply (or `up`) has the plain ACME Venues live: each one's first certificate is
+/// ordered, and its site switched to TLS. A failure names the Venue and the CA's reason, after
+/// everything else was applied (the Venue keeps serving plain HTTP).
+pub(super) fn first_certificates(
+    manifest: &Production,
+    resolved: &Production,
+    host: Option<&Host>,
+    options: &ApplyOptions,
+    report: &mut ApplyReport,
+    progress: &mut dyn FnMut(Event),
+) -> Result<(), ManagerError> {
+    if !manifest.venues.values().any(backstage_core::Venue::is_acme) {
+        return Ok(());
+    }
+    // Read afresh: the apply just moved releases and wrote what the state dir holds.
+    let production = fresh(manifest, resolved, host, progress)?;
+    if !super::acme::nginx_serving(&production, host) {
+        if production
+            .venues
+            .values()
+            .any(|v| v.tls.as_ref().is_some_and(|t| t.pending))
+        {
+            progress(Event::Skipped(
+                "ACME certificates are ordered once nginx runs (`backstage up`; system mode: `systemctl start nginx`, then `backstage apply`)".into(),
+            ));
+        }
+        return Ok(());
+    }
+    let renew = super::acme::RenewOptions {
+        changed_only: true,
+        ..super::acme::RenewOptions::default()
+    };
+    let issued = super::acme::renew_locked(manifest, &production, host, options, &renew, progress)?;
+    report.nginx_reloaded |= issued.nginx_reloaded;
+    report.certificates.clone_from(&issued.issued);
+    report.changes.extend(issued.changes.iter().cloned());
+    match issued.error() {
+        Some(e) => Err(e),
+        None => Ok(()),
     }
 }
 
@@ -545,6 +592,33 @@ pub(super) fn apply_phases(
     }
     // Workers and cron jobs: the new ones start (on the new release) beside the old ones.
     super::workers::start_work(production, host, options, plan, desired, journal, progress)?;
+    // The job that renews ACME certificates twice a day.
+    let mut renewal = false;
+    for c in plan
+        .changes
+        .iter()
+        .filter(|c| c.kind == FileKind::Renewal && c.action != Action::Delete)
+    {
+        progress(Event::Step(format!(
+            "{} the certificate renewal job (`backstage tls renew`, twice a day)",
+            if c.action == Action::Create {
+                "installing"
+            } else {
+                "updating"
+            }
+        )));
+        let previous = fs::metadata(&c.file).and_then(|m| m.modified()).ok();
+        journal.write_with(
+            &c.file,
+            content_of(desired, &c.file),
+            Some(next_mtime(previous)),
+            Some(vassal_access(host)),
+        )?;
+        renewal = true;
+    }
+    if renewal && emperor {
+        wake_emperor(production);
+    }
     // Phase 2: nginx, validated above.
     let mut nginx_written = false;
     for c in plan.changes.iter().filter(|c| is_site_link(production, c)) {
@@ -630,6 +704,14 @@ pub(super) fn apply_phases(
         }
     }
     super::workers::retire_work(production, plan, journal, progress)?;
+    for c in plan
+        .changes
+        .iter()
+        .filter(|c| c.kind == FileKind::Renewal && c.action == Action::Delete)
+    {
+        progress(Event::Step("removing the certificate renewal job".into()));
+        journal.remove(&c.file)?;
+    }
     Ok(())
 }
 

@@ -47,6 +47,32 @@ pub enum ManagerError {
         /// The last lines of its log.
         log_tail: Vec<String>,
     },
+    /// A Venue's ACME order failed; it (and every other Venue) serves what it served before.
+    #[error("ACME: Venue `{venue}`: {reason}{}", if *others > 0 { format!(" (and {others} more Venue(s) failed; `backstage tls status` shows each)") } else { String::new() })]
+    Acme {
+        /// The Venue.
+        venue: String,
+        /// The CA's reason, or what went wrong here.
+        reason: String,
+        /// How many other Venues failed too.
+        others: usize,
+    },
+    /// `tls renew VENUE` of a Venue whose certificate is not ACME's.
+    #[error(
+        "Venue `{venue}` does not have `tls = {{ acme = true }}`: its certificate is renewed by whoever issues it"
+    )]
+    NotAcme {
+        /// The Venue.
+        venue: String,
+    },
+    /// A Venue named on the command line is not in the manifest.
+    #[error("no Venue named `{venue}`{}", suggestion.as_ref().map(|s| format!("; did you mean `{s}`?")).unwrap_or_default())]
+    NoSuchVenue {
+        /// The name given.
+        venue: String,
+        /// The closest Venue name.
+        suggestion: Option<String>,
+    },
     /// A directory or process operation failed.
     #[error("failed to {action} `{}`", path.display())]
     Io {

@@ -36,6 +36,7 @@ use backstage_uwsgi::stage_set::{self, Progress};
 use backstage_uwsgi::{Client, Request, Target};
 use serde::Serialize;
 
+pub mod acme;
 mod apply;
 mod deploy;
 mod doctor;
@@ -83,6 +84,16 @@ pub enum Event {
 pub fn desired(production: &Production) -> Result<Vec<DesiredFile>, ManagerError> {
     let mut files = backstage_uwsgi::vassal::render_vassals(production)?;
     files.extend(workers::desired_work(production)?);
+    if production
+        .venues
+        .values()
+        .any(backstage_core::Venue::is_acme)
+    {
+        files.push(backstage_uwsgi::work::render_renewal(
+            production,
+            &acme::renew_program(),
+        )?);
+    }
     files.extend(backstage_nginx::render(production)?);
     Ok(files)
 }

@@ -20,6 +20,7 @@ pub fn up(
     options: &ApplyOptions,
     progress: &mut dyn FnMut(Event),
 ) -> Result<UpReport, ManagerError> {
+    let manifest = production;
     if production.mode != Mode::User {
         return Err(ManagerError::NotUserMode {
             what: "backstage up",
@@ -96,6 +97,16 @@ pub fn up(
         progress(Event::Step("starting nginx".into()));
         start_nginx(production, options)?;
     }
+    let mut apply = apply;
+    first_certificates(manifest, production, None, options, &mut apply, progress)?;
+    // Venues that now have their first certificate are probed over HTTPS.
+    let refreshed;
+    let production = if apply.certificates.is_empty() {
+        production
+    } else {
+        refreshed = fresh(manifest, production, None, progress)?;
+        refreshed.as_ref()
+    };
     let gigs = gig_urls(production);
     let rt = runtime()?;
     for g in &gigs {

@@ -33,8 +33,8 @@ pub fn gig_urls(production: &Production) -> Vec<GigUrl> {
         let Some(venue) = production.venues.get(&gig.venue) else {
             continue;
         };
-        let tls = venue.tls.is_some();
-        let listens = venue.tls.as_ref().map_or(&venue.listen, |t| &t.listen);
+        let tls = venue.serving_tls().is_some();
+        let listens = venue.serving_tls().map_or(&venue.listen, |t| &t.listen);
         let Some(listen) = listens.first() else {
             continue;
         };

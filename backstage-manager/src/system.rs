@@ -65,9 +65,14 @@ pub fn resolve<'p>(
 pub(super) fn on_state(production: &Production) -> Result<Cow<'_, Production>, ManagerError> {
     let with_secrets = super::secrets::with_secrets(production)?;
     let p = with_secrets.as_ref().unwrap_or(production);
-    Ok(match (super::on_live_releases(p), with_secrets) {
+    let p = match (super::on_live_releases(p), with_secrets) {
         (Some(p), _) | (None, Some(p)) => Cow::Owned(p),
         (None, None) => Cow::Borrowed(production),
+    };
+    // An ACME Venue with no certificate yet is served over plain HTTP until it has one.
+    Ok(match super::acme::mark_pending(&p) {
+        Some(marked) => Cow::Owned(marked),
+        None => p,
     })
 }
 

@@ -392,7 +392,7 @@ fn main_conf(
         tls_listens: production
             .venues
             .values()
-            .filter_map(|v| v.tls.as_ref())
+            .filter_map(Venue::serving_tls)
             .flat_map(|t| t.listen.iter().map(ToString::to_string))
             .collect::<std::collections::BTreeSet<_>>()
             .into_iter()
@@ -437,6 +437,8 @@ struct SiteCtx<'a> {
     server_names: Vec<&'a str>,
     upstreams: Vec<UpstreamCtx<'a>>,
     servers: Vec<ServerCtx>,
+    /// An ACME Venue: the directory its plain listeners serve HTTP-01 challenges from.
+    acme_challenge: Option<String>,
     tls: Option<TlsCtx<'a>>,
     redirect_port: String,
     max_body_size: String,
@@ -485,6 +487,11 @@ fn host_header(port: u16, tls: bool) -> String {
 struct TlsCtx<'a> {
     cert: &'a str,
     key: &'a str,
+    /// ACME: the variable naming the live pair's directory. A variable in the path makes
+    /// nginx read the pair at each handshake, so a renewed certificate is served with no
+    /// reload (a reload closes idle keep-alive connections under clients' feet).
+    live_var: Option<String>,
+    live_dir: String,
     /// `Strict-Transport-Security` on every HTTPS answer.
     hsts: bool,
 }
@@ -719,16 +726,17 @@ fn render_site(
     let has_root = gig_ctx.iter().any(|g| g.root);
 
     let mut servers = Vec::new();
+    let serving_tls = venue.serving_tls();
     for l in &venue.listen {
         servers.push(ServerCtx {
             listen: l.to_string(),
             tls: false,
-            redirect: venue.tls.is_some(),
+            redirect: serving_tls.is_some(),
             host: host_header(l.port(), false),
         });
     }
     let mut redirect_port = String::new();
-    if let Some(tls) = &venue.tls {
+    if let Some(tls) = serving_tls {
         for l in &tls.listen {
             servers.push(ServerCtx {
                 listen: l.to_string(),
@@ -751,9 +759,22 @@ fn render_site(
         server_names: venue.server_names.iter().map(ServerName::as_str).collect(),
         upstreams,
         servers,
-        tls: venue.tls.as_ref().map(|t| TlsCtx {
+        acme_challenge: venue
+            .is_acme()
+            .then(|| format!("{}/", production.acme_challenge_dir())),
+        tls: serving_tls.map(|t| TlsCtx {
             cert: t.cert.as_str(),
             key: t.key.as_str(),
+            live_var: t.acme.then(|| {
+                format!(
+                    "backstage__{}__{}_acme",
+                    production.name.as_str().replace('-', "_"),
+                    name.as_str().replace('-', "_")
+                )
+            }),
+            live_dir: Production::acme_live_dir(&production.layout, name)
+                .as_str()
+                .to_owned(),
             hsts: t.hsts,
         }),
         redirect_port,

@@ -211,3 +211,92 @@ pub fn stop_timeout_of(content: &str) -> Option<u64> {
         .find_map(|l| l.strip_prefix("reload-mercy = "))
         .and_then(|v| v.trim().parse().ok())
 }
+
+/// The vassal that runs `backstage tls renew` twice a day, when a Venue has
+/// `tls = { acme = true }`: a master with two `cron2` lines, at a minute and hours drawn from
+/// the Production's name (Productions on one CA spread out, as certbot's timer does). `command`
+/// is the `backstage` program (its path, or an interpreter and `-m backstage`). In system mode
+/// it runs as the Emperor's account (root): it writes the keys and reloads nginx. Each run's
+/// output goes to its log; `--quiet` keeps a run with nothing due silent.
+pub fn render_renewal(production: &Production, command: &[String]) -> Result<DesiredFile, Error> {
+    // FNV-1a of the name: stable across runs and machines.
+    let hash = production
+        .name
+        .as_str()
+        .bytes()
+        .fold(0x811c_9dc5_u32, |h, b| {
+            (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+        });
+    let minute = hash % 60;
+    let hour = (hash / 60) % 12;
+    let unrepresentable = |why| Error::Unrepresentable {
+        sess: backstage_core::work::RENEWAL.to_owned(),
+        key: "cron2".to_owned(),
+        why,
+    };
+    let quote = |s: &str| {
+        if s.contains('\'') {
+            Err(unrepresentable(
+                "a path with `'` cannot be quoted for the shell",
+            ))
+        } else {
+            Ok(format!("'{s}'"))
+        }
+    };
+    let manifest = production
+        .manifest_file
+        .to_str()
+        .ok_or_else(|| unrepresentable("the manifest's path is not UTF-8"))?;
+    let mut line = Vec::new();
+    for part in command {
+        line.push(quote(part)?);
+    }
+    line.extend([
+        "tls".to_owned(),
+        "renew".to_owned(),
+        "--quiet".to_owned(),
+        "-f".to_owned(),
+        quote(manifest)?,
+    ]);
+    let line = line.join(" ");
+    let mut w = IniWriter::new(backstage_core::work::RENEWAL);
+    w.set("strict", "true")?;
+    w.set("master", "true")?;
+    w.set("die-on-term", "true")?;
+    w.set(
+        "procname-prefix-spaced",
+        &format!(
+            "backstage.{}.{}",
+            production.name,
+            backstage_core::work::RENEWAL
+        ),
+    )?;
+    w.set("chdir", production.layout.base_dir.as_str())?;
+    w.path("logto", &production.renewal_log())?;
+    w.env(
+        "PATH",
+        "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    )?;
+    // A run may take minutes (an order, a reload): never cut short.
+    w.set("cron-harakiri", "0")?;
+    for h in [hour, hour + 12] {
+        w.set(
+            "cron2",
+            &format!("minute={minute},hour={h},unique=1 {line}"),
+        )?;
+    }
+    let mut content = files::marker(&production.name);
+    content.push_str("\n[uwsgi]\n");
+    if w.needs_placeholder {
+        let _ = writeln!(content, "set-placeholder = {LEFT_PAREN_PLACEHOLDER}=(");
+    }
+    content.push_str(&pid_line(&production.renewal_pid()));
+    content.push_str(&w.body);
+    Ok(DesiredFile {
+        kind: FileKind::Renewal,
+        name: backstage_core::work::RENEWAL.to_owned(),
+        path: production.renewal_vassal().as_path().to_owned(),
+        content,
+        origin: "acme".to_owned(),
+    })
+}

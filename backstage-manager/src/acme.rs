@@ -1,0 +1,850 @@
+//! TLS by ACME (SPEC §11): certificates for `tls = { acme = true }` Venues, obtained with an
+//! HTTP-01 challenge that the Venue's own nginx answers, and renewed before they expire.
+//!
+//! The protocol is spoken by `instant-acme`. What Backstage adds is the part a server needs:
+//! - **Where things live.** Under `<state_dir>/acme/`: the account (`account-<hash>.json`, one
+//!   per directory URL, created once, mode 0600), `challenges/` (served by nginx at
+//!   `/.well-known/acme-challenge/` on every plain listener of an ACME Venue), and per Venue
+//!   one directory per issued certificate (`<venue>/<serial>/fullchain.pem` and `key.pem`,
+//!   the key 0600) with `live`, a link to the one nginx serves.
+//! - **Atomic switches, no reload.** A new certificate is written complete into its own
+//!   directory, checked (its names are the Venue's, its key is the certificate's), and only
+//!   then does the `live` link move (a rename). nginx names the pair through a variable, so it
+//!   reads it at each TLS handshake: the next connection gets the new certificate, and no
+//!   reload closes keep-alive connections under clients' feet. A certificate near expiry keeps
+//!   being served until its successor is live.
+//! - **Containment.** Each Venue is ordered on its own; a failure (the CA unreachable, a
+//!   challenge refused, a rate limit) names the Venue and the CA's reason, and the other Venues
+//!   go on. An ACME Venue with no certificate yet is served over plain HTTP (no redirect) until
+//!   it has one.
+
+use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
+
+use backstage_core::{Acme, Venue};
+use instant_acme::{
+    Account, AccountCredentials, AuthorizationStatus, ChallengeType, ExternalAccountKey,
+    Identifier, NewAccount, NewOrder, OrderStatus, RetryPolicy,
+};
+use sha2::Digest as _;
+use x509_parser::prelude::{FromDer as _, GeneralName, X509Certificate};
+
+// The pieces of the Production Manager share its imports and helpers.
+#[allow(clippy::wildcard_imports)]
+use super::*;
+
+/// A certificate is renewed when it expires within this many days.
+pub const RENEW_WITHIN_DAYS: i64 = 30;
+
+/// The ACME problem type of an account the CA does not know (RFC 8555 §7.3.1).
+const ACCOUNT_GONE: &str = "urn:ietf:params:acme:error:accountDoesNotExist";
+
+/// How long one Venue's order may take, from the account to the certificate.
+const ORDER_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// One Venue's certificate, as `tls status` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct CertificateStatus {
+    /// The Venue.
+    pub venue: String,
+    /// Whether ACME issues it.
+    pub acme: bool,
+    /// `valid`, `expired`, `missing` (an ACME Venue not issued yet) or `unreadable`.
+    pub state: &'static str,
+    /// The names it covers (the Venue's server names when it is missing).
+    pub names: Vec<String>,
+    /// Its issuer's distinguished name.
+    pub issuer: Option<String>,
+    /// Its serial number (hex).
+    pub serial: Option<String>,
+    /// When it expires (RFC 3339).
+    pub not_after: Option<String>,
+    /// Whole days until then (negative once expired).
+    pub days_left: Option<i64>,
+    /// The file nginx reads.
+    pub file: PathBuf,
+    /// Why it could not be read.
+    pub error: Option<String>,
+}
+
+/// Every TLS Venue's certificate (`backstage tls status`).
+pub fn tls_status(production: &Production) -> Vec<CertificateStatus> {
+    let now = jiff::Timestamp::now().as_second();
+    production
+        .venues
+        .iter()
+        .filter_map(|(name, venue)| Some((name, venue, venue.tls.as_ref()?)))
+        .map(|(name, venue, tls)| {
+            let file = tls.cert.as_path().to_owned();
+            let mut status = CertificateStatus {
+                venue: name.to_string(),
+                acme: tls.acme,
+                state: "missing",
+                names: venue.server_names.iter().map(ToString::to_string).collect(),
+                issuer: None,
+                serial: None,
+                not_after: None,
+                days_left: None,
+                file,
+                error: None,
+            };
+            match fs::read(&status.file) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && tls.acme => {}
+                Err(e) => {
+                    status.state = "unreadable";
+                    status.error = Some(e.to_string());
+                }
+                Ok(pem) => match Leaf::parse(&pem) {
+                    Ok(leaf) => {
+                        status.state = if leaf.not_after <= now {
+                            "expired"
+                        } else {
+                            "valid"
+                        };
+                        status.days_left = Some(leaf.days_left(now));
+                        status.not_after = Some(rfc3339(leaf.not_after));
+                        status.names = leaf.names;
+                        status.issuer = Some(leaf.issuer);
+                        status.serial = Some(leaf.serial);
+                    }
+                    Err(e) => {
+                        status.state = "unreadable";
+                        status.error = Some(e);
+                    }
+                },
+            }
+            status
+        })
+        .collect()
+}
+
+fn rfc3339(unix: i64) -> String {
+    jiff::Timestamp::from_second(unix).map_or_else(|_| unix.to_string(), |t| t.to_string())
+}
+
+/// What a certificate's first (leaf) entry says.
+#[derive(Debug, Clone)]
+struct Leaf {
+    names: Vec<String>,
+    issuer: String,
+    serial: String,
+    not_after: i64,
+    /// Its public key (`SubjectPublicKeyInfo`, DER).
+    spki: Vec<u8>,
+}
+
+impl Leaf {
+    fn parse(pem: &[u8]) -> Result<Leaf, String> {
+        let (_, block) = x509_parser::pem::parse_x509_pem(pem)
+            .map_err(|e| format!("not a PEM certificate: {e}"))?;
+        let (_, cert) = X509Certificate::from_der(&block.contents)
+            .map_err(|e| format!("not an X.509 certificate: {e}"))?;
+        let mut names = Vec::new();
+        if let Ok(Some(san)) = cert.subject_alternative_name() {
+            for n in &san.value.general_names {
+                if let GeneralName::DNSName(d) = n {
+                    names.push((*d).to_owned());
+                }
+            }
+        }
+        Ok(Leaf {
+            names,
+            issuer: cert.issuer().to_string(),
+            serial: cert.raw_serial_as_string().replace(':', ""),
+            not_after: cert.validity().not_after.timestamp(),
+            spki: cert.public_key().raw.to_vec(),
+        })
+    }
+
+    fn days_left(&self, now: i64) -> i64 {
+        (self.not_after - now).div_euclid(86_400)
+    }
+
+    /// Whether it covers exactly `names` (any order).
+    fn covers(&self, venue: &Venue) -> bool {
+        let mut have: Vec<String> = self.names.iter().map(|n| n.to_ascii_lowercase()).collect();
+        let mut want: Vec<String> = venue
+            .server_names
+            .iter()
+            .map(|n| n.as_str().to_ascii_lowercase())
+            .collect();
+        have.sort();
+        have.dedup();
+        want.sort();
+        want.dedup();
+        have == want
+    }
+}
+
+/// The program the renewal job runs `tls renew` with: `BACKSTAGE_BIN` when set, else this
+/// process' own program when it is `backstage`, else (Backstage called from Python) this
+/// interpreter with `-m backstage`, else `backstage` from `PATH`.
+pub fn renew_program() -> Vec<String> {
+    if let Some(bin) = std::env::var_os("BACKSTAGE_BIN").and_then(|b| b.into_string().ok()) {
+        return vec![bin];
+    }
+    if let Some(exe) = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.into_os_string().into_string().ok())
+    {
+        let name = Path::new(&exe)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if name.starts_with("backstage") {
+            return vec![exe];
+        }
+        if name.starts_with("python") {
+            return vec![exe, "-m".to_owned(), "backstage".to_owned()];
+        }
+    }
+    vec!["backstage".to_owned()]
+}
+
+/// How `tls renew` runs.
+#[derive(Debug, Clone, Default)]
+pub struct RenewOptions {
+    /// Renew every ACME certificate, due or not.
+    pub force: bool,
+    /// Only these Venues (empty: every ACME Venue).
+    pub venues: Vec<Slug>,
+    /// Only what the manifest changed: a missing certificate, or one whose names are no longer
+    /// the Venue's (what `apply` orders; expiry is the renewal job's).
+    pub changed_only: bool,
+}
+
+/// One certificate made live.
+#[derive(Debug, Clone, Serialize)]
+pub struct Issued {
+    /// The Venue.
+    pub venue: String,
+    /// The new certificate's serial (hex).
+    pub serial: String,
+    /// When it expires (RFC 3339).
+    pub not_after: String,
+    /// Why it was ordered: `missing`, `names` (the Venue's names changed), `expiring`, `forced`.
+    pub why: &'static str,
+    /// How long the order took, from the account to the certificate, in milliseconds.
+    pub order_ms: u64,
+}
+
+/// A certificate left as it is.
+#[derive(Debug, Clone, Serialize)]
+pub struct Kept {
+    /// The Venue.
+    pub venue: String,
+    /// Days until it expires.
+    pub days_left: i64,
+}
+
+/// A Venue whose order failed; what it served before it still serves.
+#[derive(Debug, Clone, Serialize)]
+pub struct AcmeFailure {
+    /// The Venue.
+    pub venue: String,
+    /// The CA's reason, or what went wrong here.
+    pub reason: String,
+}
+
+/// What `tls renew` (or an apply's first issuance) did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RenewReport {
+    /// Certificates made live.
+    pub issued: Vec<Issued>,
+    /// Certificates not due.
+    pub kept: Vec<Kept>,
+    /// Venues whose order failed.
+    pub failed: Vec<AcmeFailure>,
+    /// Whether nginx was reloaded.
+    pub nginx_reloaded: bool,
+    /// The site changes that switched Venues with their first certificate to TLS.
+    #[serde(skip)]
+    pub changes: Vec<core_plan::Change>,
+}
+
+impl RenewReport {
+    /// The first failure as an error, if any.
+    pub fn error(&self) -> Option<ManagerError> {
+        self.failed.first().map(|f| ManagerError::Acme {
+            venue: f.venue.clone(),
+            reason: f.reason.clone(),
+            others: self.failed.len() - 1,
+        })
+    }
+}
+
+/// `tls renew`: orders what is missing, no longer matches the Venue's names, or expires within
+/// [`RENEW_WITHIN_DAYS`] (everything with `force`), makes each new certificate live and reloads
+/// nginx once. Failures are reported per Venue in the report, not as an error.
+pub fn renew(
+    production: &Production,
+    apply: &ApplyOptions,
+    options: &RenewOptions,
+    progress: &mut dyn FnMut(Event),
+) -> Result<RenewReport, ManagerError> {
+    for v in &options.venues {
+        match production.venues.get(v) {
+            Some(venue) if venue.is_acme() => {}
+            Some(_) => {
+                return Err(ManagerError::NotAcme {
+                    venue: v.to_string(),
+                });
+            }
+            None => {
+                return Err(ManagerError::NoSuchVenue {
+                    venue: v.to_string(),
+                    suggestion: backstage_core::suggest(
+                        v.as_str(),
+                        production.venues.keys().map(Slug::as_str),
+                    )
+                    .map(str::to_owned),
+                });
+            }
+        }
+    }
+    let manifest = production;
+    let (production, host) = resolve(production, &apply.nginx)?;
+    let host = host.as_ref();
+    let _lock = take_lock(&production, apply.lock_wait, progress)?;
+    let production = fresh(manifest, &production, host, progress)?;
+    renew_locked(manifest, &production, host, apply, options, progress)
+}
+
+/// [`renew`] under the apply lock, on the resolved Production. A Venue issued its first
+/// certificate is switched to TLS by an apply of its site.
+pub(super) fn renew_locked(
+    manifest: &Production,
+    production: &Production,
+    host: Option<&Host>,
+    apply: &ApplyOptions,
+    options: &RenewOptions,
+    progress: &mut dyn FnMut(Event),
+) -> Result<RenewReport, ManagerError> {
+    let mut report = RenewReport::default();
+    let Some(acme) = &production.acme else {
+        return Ok(report);
+    };
+    let now = jiff::Timestamp::now().as_second();
+    let mut due = Vec::new();
+    for (name, venue) in &production.venues {
+        let Some(tls) = venue.tls.as_ref().filter(|t| t.acme) else {
+            continue;
+        };
+        if !options.venues.is_empty() && !options.venues.contains(name) {
+            continue;
+        }
+        let current = fs::read(tls.cert.as_path())
+            .ok()
+            .and_then(|pem| Leaf::parse(&pem).ok());
+        let why = match &current {
+            None => Some("missing"),
+            Some(leaf) if !leaf.covers(venue) => Some("names"),
+            Some(_) if options.changed_only => None,
+            Some(leaf) if leaf.days_left(now) < RENEW_WITHIN_DAYS => Some("expiring"),
+            Some(_) if options.force => Some("forced"),
+            Some(_) => None,
+        };
+        match why {
+            Some(why) => due.push((name, venue, why, current)),
+            None => report.kept.push(Kept {
+                venue: name.to_string(),
+                days_left: current.map_or(0, |l| l.days_left(now)),
+            }),
+        }
+    }
+    if due.is_empty() {
+        return Ok(report);
+    }
+    if !nginx_serving(production, host) {
+        for (name, _, _, _) in &due {
+            report.failed.push(AcmeFailure {
+                venue: name.to_string(),
+                reason: "nginx is not running, so nothing can answer the CA's HTTP-01 challenge (start it: `backstage up`, or `systemctl start nginx`)".to_owned(),
+            });
+        }
+        return Ok(report);
+    }
+    let rt = runtime()?;
+    let mut account = match rt.block_on(account(production, acme, false, progress)) {
+        Ok(a) => a,
+        Err(reason) => {
+            for (name, _, _, _) in &due {
+                report.failed.push(AcmeFailure {
+                    venue: name.to_string(),
+                    reason: reason.clone(),
+                });
+            }
+            return Ok(report);
+        }
+    };
+    let mut switched = Vec::new();
+    let mut first = false;
+    for (name, venue, why, current) in due {
+        progress(Event::Step(format!(
+            "ordering a certificate for Venue `{name}` ({}) from {}",
+            venue
+                .server_names
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+            acme.directory
+        )));
+        let started = Instant::now();
+        let attempt = |account: &Account| {
+            rt.block_on(async {
+                match tokio::time::timeout(ORDER_TIMEOUT, order(production, account, venue)).await {
+                    Ok(r) => r,
+                    Err(_) => Err(format!(
+                        "the order did not complete in {} s",
+                        ORDER_TIMEOUT.as_secs()
+                    )),
+                }
+            })
+        };
+        let mut ordered = attempt(&account);
+        // The CA forgot the account (deactivated, or a test CA restarted): a new one, once.
+        if matches!(&ordered, Err(e) if e.contains(ACCOUNT_GONE)) {
+            progress(Event::Step(format!(
+                "the CA no longer knows the stored account; creating a new one at {}",
+                acme.directory
+            )));
+            match rt.block_on(super::acme::account(production, acme, true, progress)) {
+                Ok(a) => {
+                    account = a;
+                    ordered = attempt(&account);
+                }
+                Err(e) => ordered = Err(e),
+            }
+        }
+        let result = ordered.and_then(|(chain, key)| {
+            let leaf = Leaf::parse(chain.as_bytes())
+                .map_err(|e| format!("the CA's certificate is unusable: {e}"))?;
+            if !leaf.covers(venue) {
+                return Err(format!(
+                    "the CA's certificate names {}, not the Venue's names",
+                    leaf.names.join(", ")
+                ));
+            }
+            check_key_matches(&key, &leaf)?;
+            let previous = store(production, name, &leaf, &chain, &key)?;
+            Ok((leaf, previous))
+        });
+        match result {
+            Ok((leaf, previous)) => {
+                progress(Event::Step(format!(
+                    "Venue `{name}`: certificate {} live, valid until {}",
+                    leaf.serial,
+                    rfc3339(leaf.not_after)
+                )));
+                first |= current.is_none();
+                report.issued.push(Issued {
+                    venue: name.to_string(),
+                    serial: leaf.serial.clone(),
+                    not_after: rfc3339(leaf.not_after),
+                    why,
+                    order_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+                });
+                switched.push((name.clone(), previous));
+            }
+            Err(reason) => {
+                progress(Event::Step(format!("Venue `{name}`: {reason}")));
+                report.failed.push(AcmeFailure {
+                    venue: name.to_string(),
+                    reason,
+                });
+            }
+        }
+    }
+    if switched.is_empty() {
+        return Ok(report);
+    }
+    if first {
+        // A Venue with its first certificate changes its site (TLS servers, the redirect):
+        // an apply writes it, validated, and reloads nginx.
+        let production = fresh(manifest, production, host, progress)?;
+        let applied = apply_locked(&production, host, apply, &[], progress)?;
+        report.nginx_reloaded = applied.nginx_reloaded;
+        report.changes = applied.changes;
+        return Ok(report);
+    }
+    // Renewals change no nginx file and need no reload: nginx reads the live pair at each
+    // handshake, and the pair was checked (names, key) before its link moved.
+    let _ = switched;
+    Ok(report)
+}
+
+/// Whether an nginx runs that serves this Production's sites.
+pub(super) fn nginx_serving(production: &Production, host: Option<&Host>) -> bool {
+    match host {
+        Some(h) => h.nginx.running_master().is_some(),
+        None => nginx_running(production),
+    }
+}
+
+/// Marks each ACME Venue whose live certificate is not there yet as pending (served over plain
+/// HTTP until it is issued).
+pub(super) fn mark_pending(production: &Production) -> Option<Production> {
+    let missing: Vec<Slug> = production
+        .venues
+        .iter()
+        .filter(|(_, v)| {
+            v.tls
+                .as_ref()
+                .is_some_and(|t| t.acme && !(t.cert.as_path().exists() && t.key.as_path().exists()))
+        })
+        .map(|(n, _)| n.clone())
+        .collect();
+    if missing.is_empty() {
+        return None;
+    }
+    let mut p = production.clone();
+    for n in missing {
+        if let Some(t) = p.venues.get_mut(&n).and_then(|v| v.tls.as_mut()) {
+            t.pending = true;
+        }
+    }
+    Some(p)
+}
+
+/// An error with its causes, `: `-separated (hyper's "client error (Connect)" alone says little).
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(inner) = cur {
+        let next = inner.to_string();
+        if !s.contains(&next) {
+            s.push_str(": ");
+            s.push_str(&next);
+        }
+        cur = inner.source();
+    }
+    s
+}
+
+fn acme_io(action: &str, path: &Path, e: &std::io::Error) -> String {
+    format!("failed to {action} `{}`: {e}", path.display())
+}
+
+/// Creates `dir` (and its parents) with `mode`, and sets `mode` on it.
+fn ensure_dir(dir: &Path, mode: u32) -> Result<(), String> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(mode)
+        .create(dir)
+        .map_err(|e| acme_io("create", dir, &e))?;
+    fs::set_permissions(dir, fs::Permissions::from_mode(mode))
+        .map_err(|e| acme_io("set the mode of", dir, &e))
+}
+
+/// Writes `content` to `path` through a temporary file (fsync, rename) with `mode`.
+fn write_atomic(path: &Path, content: &[u8], mode: u32) -> Result<(), String> {
+    use std::io::Write as _;
+    let tmp = path.with_extension("tmp");
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(&tmp)
+        .map_err(|e| acme_io("create", &tmp, &e))?;
+    f.write_all(content)
+        .and_then(|()| f.sync_all())
+        .map_err(|e| acme_io("write", &tmp, &e))?;
+    fs::rename(&tmp, path).map_err(|e| acme_io("rename into", path, &e))
+}
+
+/// The account at the Production's CA: read from the state dir, or created once and kept
+/// (mode 0600).
+async fn account(
+    production: &Production,
+    acme: &Acme,
+    renew: bool,
+    progress: &mut dyn FnMut(Event),
+) -> Result<Account, String> {
+    let dir = Production::acme_dir(&production.layout);
+    ensure_dir(dir.as_path(), 0o711)?;
+    let hash = sha2::Sha256::digest(acme.directory.as_str().as_bytes());
+    let file = dir.as_path().join(format!(
+        "account-{}.json",
+        hash[..8].iter().fold(String::new(), |mut s, b| {
+            use std::fmt::Write as _;
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+    ));
+    let builder = || match &acme.ca_file {
+        Some(ca) => Account::builder_with_root(ca.as_path())
+            .map_err(|e| format!("cannot use `ca_file` `{ca}` as the ACME server's CA: {e}")),
+        None => Account::builder().map_err(|e| format!("cannot start an HTTPS client: {e}")),
+    };
+    let unreachable =
+        |e: instant_acme::Error| format!("the ACME server at {}: {}", acme.directory, chain(&e));
+    if let Some(json) = fs::read(&file).ok().filter(|_| !renew) {
+        let credentials: AccountCredentials = serde_json::from_slice(&json)
+            .map_err(|e| format!("the account file `{}` is unreadable: {e}", file.display()))?;
+        return builder()?
+            .from_credentials(credentials)
+            .await
+            .map_err(unreachable);
+    }
+    progress(Event::Step(format!(
+        "creating an ACME account at {}",
+        acme.directory
+    )));
+    let contact = acme.email.as_ref().map(|e| format!("mailto:{e}"));
+    let contacts: Vec<&str> = contact.iter().map(String::as_str).collect();
+    let eab = match &acme.eab {
+        Some(eab) => {
+            use base64::Engine as _;
+            let key = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(eab.hmac_key.trim_end_matches('='))
+                .map_err(|e| format!("`acme.eab.hmac_key` is not base64url: {e}"))?;
+            Some(ExternalAccountKey::new(eab.kid.clone(), &key))
+        }
+        None => None,
+    };
+    let (account, credentials) = builder()?
+        .create(
+            &NewAccount {
+                contact: &contacts,
+                terms_of_service_agreed: true,
+                only_return_existing: false,
+            },
+            acme.directory.as_str().to_owned(),
+            eab.as_ref(),
+        )
+        .await
+        .map_err(unreachable)?;
+    let json = serde_json::to_vec(&credentials).map_err(|e| e.to_string())?;
+    write_atomic(&file, &json, 0o600)?;
+    Ok(account)
+}
+
+/// Orders one Venue's certificate: every server name, HTTP-01. Returns the chain and its key
+/// (PEM).
+async fn order(
+    production: &Production,
+    account: &Account,
+    venue: &Venue,
+) -> Result<(String, String), String> {
+    let identifiers: Vec<Identifier> = venue
+        .server_names
+        .iter()
+        .map(|n| Identifier::Dns(n.to_string()))
+        .collect();
+    let api = |e: instant_acme::Error| chain(&e);
+    let mut order = account
+        .new_order(&NewOrder::new(&identifiers))
+        .await
+        .map_err(api)?;
+    let challenges = production.acme_challenge_dir();
+    ensure_dir(challenges.as_path(), 0o755)?;
+    let mut tokens = Vec::new();
+    let result = async {
+        let mut authorizations = order.authorizations();
+        while let Some(authz) = authorizations.next().await {
+            let mut authz = authz.map_err(api)?;
+            match authz.status {
+                AuthorizationStatus::Pending => {}
+                AuthorizationStatus::Valid => continue,
+                other => {
+                    return Err(format!(
+                        "the CA's authorization for `{}` is {other:?}",
+                        authz.identifier()
+                    ));
+                }
+            }
+            let name = authz.identifier().to_string();
+            let mut challenge = authz
+                .challenge(ChallengeType::Http01)
+                .ok_or_else(|| format!("the CA offers no HTTP-01 challenge for `{name}`"))?;
+            let token = challenge.token.clone();
+            if token.is_empty()
+                || !token
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                return Err(format!(
+                    "the CA sent a malformed challenge token for `{name}`"
+                ));
+            }
+            let file = challenges.as_path().join(&token);
+            write_atomic(
+                &file,
+                challenge.key_authorization().as_str().as_bytes(),
+                0o644,
+            )?;
+            tokens.push(file);
+            challenge.set_ready().await.map_err(api)?;
+        }
+        let retries = RetryPolicy::new()
+            .initial_delay(Duration::from_millis(100))
+            .backoff(1.5)
+            .timeout(Duration::from_secs(60));
+        let status = order.poll_ready(&retries).await.map_err(api)?;
+        if status != OrderStatus::Ready {
+            return Err(refusal(&mut order, status).await);
+        }
+        let key = order.finalize().await.map_err(api)?;
+        let chain = order.poll_certificate(&retries).await.map_err(api)?;
+        Ok((chain, key))
+    }
+    .await;
+    for t in tokens {
+        let _ = fs::remove_file(t);
+    }
+    result
+}
+
+/// Why an order did not become ready: the first challenge error the CA reports.
+async fn refusal(order: &mut instant_acme::Order, status: OrderStatus) -> String {
+    let mut authorizations = order.authorizations();
+    while let Some(Ok(mut authz)) = authorizations.next().await {
+        let name = authz.identifier().to_string();
+        if let Ok(state) = authz.refresh().await {
+            for c in &state.challenges {
+                if let Some(problem) = &c.error {
+                    return format!("the CA refused the challenge for `{name}`: {problem}");
+                }
+            }
+        }
+    }
+    format!("the order is {status:?}, with no reason given")
+}
+
+/// The new key must be the certificate's (a CA bug, or a mix-up, would otherwise reach nginx).
+fn check_key_matches(key_pem: &str, leaf: &Leaf) -> Result<(), String> {
+    let key = rcgen_public_key(key_pem)?;
+    if key == leaf.spki {
+        Ok(())
+    } else {
+        Err("the certificate's public key is not the key it was ordered with".to_owned())
+    }
+}
+
+/// The `SubjectPublicKeyInfo` (DER) of a PEM private key.
+fn rcgen_public_key(key_pem: &str) -> Result<Vec<u8>, String> {
+    use rcgen::PublicKeyData as _;
+    let pair = rcgen::KeyPair::from_pem(key_pem).map_err(|e| format!("unusable key: {e}"))?;
+    Ok(pair.subject_public_key_info())
+}
+
+/// Writes a new pair into its own directory and moves the Venue's `live` link to it; returns
+/// where `live` led before. Keeps the previous pair, removes older ones.
+fn store(
+    production: &Production,
+    venue: &Slug,
+    leaf: &Leaf,
+    chain: &str,
+    key: &str,
+) -> Result<Option<PathBuf>, String> {
+    // nginx's workers read the pair at each handshake: in system mode they run as nginx's
+    // account, so its group may read the key (0640); nobody else may.
+    let group = match (production.mode, &production.nginx_group) {
+        (Mode::System, Some(g)) => nix::unistd::Group::from_name(g.as_str())
+            .ok()
+            .flatten()
+            .map(|g| g.gid),
+        _ => None,
+    };
+    let (dir_mode, key_mode) = if group.is_some() {
+        (0o750, 0o640)
+    } else {
+        (0o700, 0o600)
+    };
+    let give = |path: &Path| -> Result<(), String> {
+        if let Some(gid) = group {
+            nix::unistd::chown(path, None, Some(gid)).map_err(|e| {
+                format!("failed to give `{}` to nginx's group: {e}", path.display())
+            })?;
+        }
+        Ok(())
+    };
+    let dir = Production::acme_venue_dir(&production.layout, venue);
+    ensure_dir(dir.as_path(), dir_mode)?;
+    give(dir.as_path())?;
+    let version = dir.as_path().join(&leaf.serial);
+    ensure_dir(&version, dir_mode)?;
+    give(&version)?;
+    let key_file = version.join("key.pem");
+    write_atomic(&key_file, key.as_bytes(), key_mode)?;
+    give(&key_file)?;
+    write_atomic(&version.join("fullchain.pem"), chain.as_bytes(), 0o644)?;
+    let live = Production::acme_live_dir(&production.layout, venue);
+    let previous = fs::read_link(live.as_path()).ok();
+    point_live(production, venue, Path::new(&leaf.serial))?;
+    // The previous pair stays (a rollback of the link); older ones go.
+    if let Ok(entries) = fs::read_dir(dir.as_path()) {
+        for e in entries.flatten() {
+            let name = e.file_name();
+            let keep = name == "live"
+                || Path::new(&name) == Path::new(&leaf.serial)
+                || previous.as_deref() == Some(Path::new(&name));
+            if !keep && e.file_type().is_ok_and(|t| t.is_dir()) {
+                let _ = fs::remove_dir_all(e.path());
+            }
+        }
+    }
+    Ok(previous)
+}
+
+/// Moves a Venue's `live` link to `target` (relative, inside its directory) with a rename.
+fn point_live(production: &Production, venue: &Slug, target: &Path) -> Result<(), String> {
+    let live = Production::acme_live_dir(&production.layout, venue);
+    let live = live.as_path();
+    let tmp = live.with_extension("new");
+    let _ = fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(target, &tmp).map_err(|e| acme_io("link", &tmp, &e))?;
+    fs::rename(&tmp, live).map_err(|e| acme_io("move", live, &e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A self-signed certificate for `names`, with its key.
+    fn self_signed(names: &[&str]) -> (String, String) {
+        let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(names)
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+
+    #[test]
+    fn a_leaf_says_its_names_expiry_and_key() {
+        let (cert, key) = self_signed(&["jazz.localhost", "www.jazz.localhost"]);
+        let leaf = Leaf::parse(cert.as_bytes()).unwrap();
+        assert_eq!(leaf.names, ["jazz.localhost", "www.jazz.localhost"]);
+        assert!(!leaf.serial.is_empty() && !leaf.serial.contains(':'));
+        let now = jiff::Timestamp::now().as_second();
+        assert!(leaf.days_left(now) > 365, "rcgen's default is years");
+        check_key_matches(&key, &leaf).unwrap();
+        let (_, other) = self_signed(&["jazz.localhost"]);
+        assert!(check_key_matches(&other, &leaf).is_err());
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        for bad in [
+            &b""[..],
+            b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+            b"\xff\xfe",
+        ] {
+            assert!(Leaf::parse(bad).is_err());
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_bytes_parse_or_fail_cleanly(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
+            let _ = Leaf::parse(&bytes);
+            let mut pem = b"-----BEGIN CERTIFICATE-----\n".to_vec();
+            pem.extend_from_slice(&bytes);
+            pem.extend_from_slice(b"\n-----END CERTIFICATE-----\n");
+            let _ = Leaf::parse(&pem);
+        }
+    }
+}
