@@ -146,6 +146,9 @@ impl Leaf {
                 }
             }
         }
+        // Sorted: CAs list the names in any order.
+        names.sort();
+        names.dedup();
         Ok(Leaf {
             names,
             issuer: cert.issuer().to_string(),
@@ -681,9 +684,16 @@ async fn order(
             .initial_delay(Duration::from_millis(100))
             .backoff(1.5)
             .timeout(Duration::from_secs(60));
-        let status = order.poll_ready(&retries).await.map_err(api)?;
+        let status = match order.poll_ready(&retries).await {
+            Ok(s) => s,
+            // An invalid order: its challenge says why.
+            Err(instant_acme::Error::Api(problem)) => {
+                return Err(refusal(&mut order, &problem.to_string()).await);
+            }
+            Err(e) => return Err(api(e)),
+        };
         if status != OrderStatus::Ready {
-            return Err(refusal(&mut order, status).await);
+            return Err(refusal(&mut order, &format!("the order is {status:?}")).await);
         }
         let key = order.finalize().await.map_err(api)?;
         let chain = order.poll_certificate(&retries).await.map_err(api)?;
@@ -696,8 +706,9 @@ async fn order(
     result
 }
 
-/// Why an order did not become ready: the first challenge error the CA reports.
-async fn refusal(order: &mut instant_acme::Order, status: OrderStatus) -> String {
+/// Why an order did not become ready: the first challenge error the CA reports, else
+/// `otherwise`.
+async fn refusal(order: &mut instant_acme::Order, otherwise: &str) -> String {
     let mut authorizations = order.authorizations();
     while let Some(Ok(mut authz)) = authorizations.next().await {
         let name = authz.identifier().to_string();
@@ -709,7 +720,7 @@ async fn refusal(order: &mut instant_acme::Order, status: OrderStatus) -> String
             }
         }
     }
-    format!("the order is {status:?}, with no reason given")
+    format!("the CA refused the order: {otherwise}")
 }
 
 /// The new key must be the certificate's (a CA bug, or a mix-up, would otherwise reach nginx).
