@@ -121,19 +121,25 @@ fn rfc3339(unix: i64) -> String {
     jiff::Timestamp::from_second(unix).map_or_else(|_| unix.to_string(), |t| t.to_string())
 }
 
-/// What a certificate's first (leaf) entry says.
+/// What a PEM chain's first (leaf) certificate says.
 #[derive(Debug, Clone)]
-struct Leaf {
-    names: Vec<String>,
-    issuer: String,
-    serial: String,
-    not_after: i64,
+#[non_exhaustive]
+pub struct Leaf {
+    /// Its DNS names (subject alternative names), sorted.
+    pub names: Vec<String>,
+    /// Its issuer's distinguished name.
+    pub issuer: String,
+    /// Its serial number, lower-case hex.
+    pub serial: String,
+    /// When it expires (Unix seconds).
+    pub not_after: i64,
     /// Its public key (`SubjectPublicKeyInfo`, DER).
-    spki: Vec<u8>,
+    pub spki: Vec<u8>,
 }
 
 impl Leaf {
-    fn parse(pem: &[u8]) -> Result<Leaf, String> {
+    /// Reads the first certificate of a PEM file: an error, never a panic, for anything else.
+    pub fn parse(pem: &[u8]) -> Result<Leaf, String> {
         let (_, block) = x509_parser::pem::parse_x509_pem(pem)
             .map_err(|e| format!("not a PEM certificate: {e}"))?;
         let (_, cert) = X509Certificate::from_der(&block.contents)
@@ -152,7 +158,7 @@ impl Leaf {
         Ok(Leaf {
             names,
             issuer: cert.issuer().to_string(),
-            serial: cert.raw_serial_as_string().replace(':', ""),
+            serial: cert.raw_serial_as_string().replace(':', "").to_ascii_lowercase(),
             not_after: cert.validity().not_after.timestamp(),
             spki: cert.public_key().raw.to_vec(),
         })
