@@ -21,6 +21,8 @@ struct Pebble {
     management: u16,
     dns: u16,
     http_port: u16,
+    /// External account binding required, with this key id and MAC key.
+    eab: Option<(&'static str, &'static str)>,
     children: Vec<Child>,
 }
 
@@ -37,6 +39,11 @@ impl Pebble {
     /// Starts Pebble validating HTTP-01 challenges on `http_port`. Pebble ships no certificate
     /// for its own HTTPS API: a throwaway CA signs one for 127.0.0.1.
     fn start(http_port: u16) -> Pebble {
+        Pebble::start_with(http_port, None)
+    }
+
+    /// [`Pebble::start`], requiring an external account binding when `eab` is given.
+    fn start_with(http_port: u16, eab: Option<(&'static str, &'static str)>) -> Pebble {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         openssl(
@@ -102,6 +109,7 @@ impl Pebble {
             management: free_port(),
             dns: free_port(),
             http_port,
+            eab,
             children: Vec::new(),
             dir,
         };
@@ -125,7 +133,7 @@ impl Pebble {
 
     fn start_server(&mut self) {
         let d = self.dir.path();
-        let config = serde_json::json!({"pebble": {
+        let mut config = serde_json::json!({"pebble": {
             "listenAddress": format!("127.0.0.1:{}", self.port),
             "managementListenAddress": format!("127.0.0.1:{}", self.management),
             "certificate": d.join("cert.pem"),
@@ -135,6 +143,10 @@ impl Pebble {
             "ocspResponderURL": "",
             "externalAccountBindingRequired": false,
         }});
+        if let Some((kid, key)) = self.eab {
+            config["pebble"]["externalAccountBindingRequired"] = true.into();
+            config["pebble"]["externalAccountMACKeys"] = serde_json::json!({ kid: key });
+        }
         std::fs::write(d.join("pebble.json"), config.to_string()).unwrap();
         let child = Command::new("pebble")
             .arg("-config")
@@ -570,4 +582,37 @@ fn a_refused_challenge_names_the_venue_and_the_cas_reason_and_plain_http_keeps_s
         .unwrap()
         .count();
     assert_eq!(challenges, 0, "challenge files are removed");
+}
+
+#[test]
+fn a_ca_that_requires_an_account_binding_gets_one_from_acme_eab() {
+    // Pebble's documented example key: 64 base64url characters.
+    const KID: &str = "kid-1";
+    const KEY: &str = "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W";
+    let club = Club::new();
+    let pebble = Pebble::start_with(club.port, Some((KID, KEY)));
+    let tls_port = free_port();
+    let text = acme_manifest(&club, &pebble, tls_port);
+    club.write_manifest(&text);
+    let up = club.run(&["up"]);
+    assert!(
+        !up.status.success(),
+        "no binding: the CA refuses the account"
+    );
+    let stderr = String::from_utf8_lossy(&up.stderr);
+    assert!(
+        stderr.contains("ACME: Venue `jazz`") && stderr.contains("externalAccountRequired"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(KEY), "the MAC key is never printed");
+    club.write_manifest(&text.replacen(
+        "[acme]\n",
+        &format!("[acme]\neab = {{ kid = \"{KID}\", hmac_key = \"{KEY}\" }}\n"),
+        1,
+    ));
+    let applied = club.run(&["apply"]);
+    let out = ok(&applied);
+    assert!(out.contains("certificate for Venue `jazz`"), "{out}");
+    assert!(!String::from_utf8_lossy(&applied.stderr).contains(KEY));
+    assert_eq!(ok(&https(&pebble.root(), tls_port, "/whoami")), "200 2");
 }

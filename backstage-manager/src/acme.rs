@@ -158,7 +158,10 @@ impl Leaf {
         Ok(Leaf {
             names,
             issuer: cert.issuer().to_string(),
-            serial: cert.raw_serial_as_string().replace(':', "").to_ascii_lowercase(),
+            serial: cert
+                .raw_serial_as_string()
+                .replace(':', "")
+                .to_ascii_lowercase(),
             not_after: cert.validity().not_after.timestamp(),
             spki: cert.public_key().raw.to_vec(),
         })
