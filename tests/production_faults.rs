@@ -264,18 +264,20 @@ fn concurrent_applies_a_rejected_nginx_config_and_twice_up_and_down() {
             (p, bytes)
         })
         .collect();
-    // The three Sess' and the example's cron job's.
-    let cron = |p: &std::path::Path| p.to_string_lossy().contains(".cron.");
-    assert_eq!(placed.len(), 4, "{placed:?}");
-    assert_eq!(
-        placed.iter().filter(|(p, _)| cron(p)).count(),
-        1,
-        "{placed:?}"
-    );
+    // The three Sess', the example's cron job's and its worker's.
+    let kind = |p: &std::path::Path, k: &str| p.to_string_lossy().contains(k);
+    assert_eq!(placed.len(), 5, "{placed:?}");
+    for k in [".cron.", ".worker."] {
+        assert_eq!(
+            placed.iter().filter(|(p, _)| kind(p, k)).count(),
+            1,
+            "{k}: {placed:?}"
+        );
+    }
     let out = club.run(&["up"]);
     ok(&out);
     let err = String::from_utf8_lossy(&out.stderr);
-    // The Sess' (which would all start at once); the cron job's master is light and stays.
+    // The Sess' (which would all start at once); the cron job's and the worker's stay.
     assert!(err.contains("took 3 placed vassals out"), "{err}");
     for (path, bytes) in &placed {
         assert_eq!(&std::fs::read(path).unwrap(), bytes, "{}", path.display());

@@ -288,6 +288,17 @@ impl Drop for Sandbox {
                 .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
                 .unwrap_or_default();
             eprintln!("--- Backstage's directories:\n{ls}");
+            for log in support::walk(Path::new("/var/log/backstage"))
+                .into_iter()
+                .filter(|p| p.to_string_lossy().contains(".worker."))
+            {
+                let text = std::fs::read_to_string(&log).unwrap_or_default();
+                let tail: Vec<&str> = text.lines().rev().take(30).collect();
+                eprintln!("--- `{}`, last lines:", log.display());
+                for l in tail.iter().rev() {
+                    eprintln!("  | {l}");
+                }
+            }
             let nginx = std::fs::read_to_string("/var/log/nginx/error.log").unwrap_or_default();
             eprintln!("--- nginx's error log:\n{nginx}");
         }
@@ -834,6 +845,176 @@ fn secrets_stay_in_root_only_files_and_media_is_the_sess_accounts_and_served() {
             assert_eq!((code, body.as_str()), (200, "round midnight"));
             let (code, _) = get(80, "jazz.localhost", "/media/.hidden").unwrap();
             assert_eq!(code, 403, "hidden files are denied");
+        },
+    );
+}
+
+/// The processes of every worker and cron job (their environment names a work vassal).
+fn work_processes() -> Vec<u64> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u64>().ok())
+        .filter(|p| {
+            std::fs::read(format!("/proc/{p}/environ")).is_ok_and(|env| {
+                env.split(|b| *b == 0)
+                    .any(|v| v.starts_with(b"BACKSTAGE_WORKER_ID="))
+            })
+        })
+        .collect()
+}
+
+/// A process' real and effective uid.
+fn uids_of(pid: u64) -> (u32, u32) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    let mut ids = line.split_whitespace().skip(1).map(|v| v.parse().unwrap());
+    (ids.next().unwrap(), ids.next().unwrap())
+}
+
+fn worker_pids(s: &Sandbox) -> (String, Vec<u64>) {
+    // `status` exits 1 while a worker is not running: its JSON says so all the same.
+    let out = s.backstage(&["status", "--json"]);
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let w = &status["workers"][0];
+    let pids = w["pids"]
+        .as_array()
+        .map(|a| a.iter().filter_map(serde_json::Value::as_u64).collect())
+        .unwrap_or_default();
+    (w["state"].as_str().unwrap_or_default().to_owned(), pids)
+}
+
+/// `note_task(token)` enqueued by a one-off command in the live release, as the Sess' account.
+fn enqueue_as_the_sess(s: &Sandbox, token: &str) {
+    ok(&s.backstage(&[
+        "run",
+        "club",
+        "--",
+        "python",
+        "-c",
+        &format!(
+            "import django; django.setup(); from club.celery import app; \
+             from music.tasks import note_task; note_task.delay({token:?})"
+        ),
+    ]));
+}
+
+fn wait_for_line(path: &Path, needle: &str, within: Duration) {
+    let deadline = Instant::now() + within;
+    while !std::fs::read_to_string(path).is_ok_and(|t| t.lines().any(|l| l.contains(needle))) {
+        assert!(
+            Instant::now() < deadline,
+            "no `{needle}` in `{}` within {within:?}: {}",
+            path.display(),
+            std::fs::read_to_string(path).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn a_worker_and_a_cron_job_run_as_the_sess_account_with_the_acts_secrets_and_come_back() {
+    sandboxed(
+        "a_worker_and_a_cron_job_run_as_the_sess_account_with_the_acts_secrets_and_come_back",
+        |s| {
+            const SECRET: &str = "system-worker-secret-77c3";
+            s.make_emperor_root();
+            // The example's worker on its filesystem broker, in the Act's shared dir.
+            let shared = Path::new("/var/lib/backstage/jazzclub/shared/club");
+            let tasks = shared.join("broker/tasks.log");
+            let base = manifest("nobody", false, 1)
+                .replace(
+                    "shared = [\"db.sqlite3\"]",
+                    "shared = [\"db.sqlite3\", \"broker\"]",
+                )
+                .replace(
+                    "DJANGO_ALLOWED_HOSTS = \".localhost,127.0.0.1\" }",
+                    &format!(
+                        "DJANGO_ALLOWED_HOSTS = \".localhost,127.0.0.1\", CLUB_TASK_LOG = \"{}\" }}",
+                        tasks.display()
+                    ),
+                );
+            let with_work = format!(
+                "{base}\n[acts.club.workers.celery]\ncommand = \"celery -A club.celery worker --loglevel INFO --concurrency 1\"\n\n[acts.club.cron.tick]\nschedule = \"* * * * *\"\ncommand = \"echo cron-uid=$(id -u) secret-length=${{#DJANGO_SECRET_KEY}}\"\n"
+            );
+            s.write_manifest(&with_work);
+            ok(&s.backstage(&["env", "club", "set", &format!("DJANGO_SECRET_KEY={SECRET}")]));
+            let started = Instant::now();
+            ok(&s.backstage(&["apply"]));
+            eprintln!("first apply with a worker: {:?}", started.elapsed());
+
+            // The worker: the Sess' account, the Act's secret in its environment.
+            let (state, pids) = worker_pids(s);
+            assert_eq!(state, "running");
+            assert!(!pids.is_empty());
+            for p in &pids {
+                assert_eq!(uids_of(*p), (65534, 65534), "worker pid {p}");
+                let env = std::fs::read(format!("/proc/{p}/environ")).unwrap();
+                let want = format!("DJANGO_SECRET_KEY={SECRET}");
+                assert!(
+                    env.split(|b| *b == 0).any(|v| v == want.as_bytes()),
+                    "worker pid {p} lacks the secret"
+                );
+            }
+            // Every process of the worker and the cron job's master, not only the worker.
+            for p in work_processes() {
+                assert_eq!(uids_of(p).1, 65534, "pid {p}");
+            }
+            // A task enqueued as the Sess' account (`backstage run`, not the view: the test venv's
+            // Python may be another build than the one Debian's plugin embeds, whose `ssl` kombu
+            // imports), done by the worker as that account, through the filesystem broker.
+            enqueue_as_the_sess(s, "system");
+            wait_for_line(&tasks, "system ", Duration::from_secs(30));
+            assert_eq!(std::fs::metadata(&tasks).unwrap().uid(), 65534);
+
+            // SIGKILL: it comes back, and takes tasks again.
+            for p in &pids {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(i32::try_from(*p).unwrap()),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+            let killed = Instant::now();
+            loop {
+                let (state, now) = worker_pids(s);
+                if state == "running" && !now.is_empty() && now.iter().all(|p| !pids.contains(p)) {
+                    for p in &now {
+                        assert_eq!(uids_of(*p), (65534, 65534), "restarted pid {p}");
+                    }
+                    break;
+                }
+                assert!(
+                    killed.elapsed() < Duration::from_secs(30),
+                    "the worker did not come back: {state} {now:?}"
+                );
+                std::thread::sleep(Duration::from_millis(300));
+            }
+            eprintln!("worker back after SIGKILL: {:?}", killed.elapsed());
+            enqueue_as_the_sess(s, "back");
+            wait_for_line(&tasks, "back ", Duration::from_secs(30));
+
+            // The cron job's first run, at the next minute: as the Sess' account, with the
+            // secret.
+            let deadline = Instant::now() + Duration::from_secs(75);
+            let want = format!("cron-uid=65534 secret-length={}", SECRET.len());
+            loop {
+                let log = String::from_utf8_lossy(
+                    &s.backstage(&["logs", "tick", "--lines", "50"]).stdout,
+                )
+                .into_owned();
+                if log.contains(&want) && log.contains("tick: exited with status 0") {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "no run of `tick`: {log}");
+                std::thread::sleep(Duration::from_secs(1));
+            }
+
+            // Out of the manifest: stopped, no process left.
+            s.write_manifest(&base);
+            ok(&s.backstage(&["apply"]));
+            assert_eq!(work_processes(), Vec::<u64>::new(), "after the apply");
+            let (state, pids) = worker_pids(s);
+            assert!(state.is_empty() && pids.is_empty(), "{state} {pids:?}");
         },
     );
 }

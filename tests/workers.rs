@@ -50,11 +50,15 @@ impl Drop for Redis {
     }
 }
 
+/// The example's Celery command (its `[acts.club.workers.celery]` table, the file's last).
+const CELERY: &str = "command = \"celery -A club.celery worker --loglevel INFO --concurrency 2\"";
+
 /// The example with its worker and a cron job, the broker on `redis`, tasks noted in the
 /// returned file.
 fn club_with_worker(redis: &Redis, cron: &str) -> (Club, PathBuf) {
     let club = Club::new();
     let tasks = club.dir.join("tasks.log");
+    assert!(club.text.contains(CELERY), "the example's worker changed");
     let text = club
         .text
         .replace(
@@ -64,11 +68,9 @@ fn club_with_worker(redis: &Redis, cron: &str) -> (Club, PathBuf) {
                 redis.port,
                 tasks.display()
             ),
-        );
-    let text = format!(
-        "{text}\n[acts.club.workers.celery]\ncommand = \"celery -A club.celery worker --loglevel INFO --concurrency 2\"\nstop_timeout = 20\n{cron}"
-    );
-    club.write_manifest(&text);
+        )
+        .replace(CELERY, &format!("{CELERY}\nstop_timeout = 20"));
+    club.write_manifest(&format!("{text}{cron}"));
     (club, tasks)
 }
 
@@ -153,26 +155,10 @@ fn worker_processes(tasks: &Path) -> Vec<u64> {
         .collect()
 }
 
-#[test]
-fn a_worker_runs_tasks_across_deploys_comes_back_when_killed_and_stops_with_down() {
-    let redis = Redis::start();
-    let (club, tasks) = club_with_worker(&redis, "");
-    ok(&club.run(&["check"]));
-    ok(&club.run(&["up"]));
-    let w = worker(&club);
-    assert_eq!(w["name"], "celery");
-    assert_eq!(w["act"], "club");
-    assert_eq!(w["state"], "running", "{w}");
-    assert!(!pids(&w).is_empty(), "{w}");
-    let first_release = w["release"].as_str().unwrap().to_owned();
-
-    // A task enqueued from a view runs in the worker, in the live release.
-    enqueue(&club, "hello", 0.0);
-    let d = wait_done(&tasks, &["hello".to_owned()], Duration::from_secs(60));
-    assert!(d[0].1.ends_with(&first_release), "{d:?}");
-
-    // 40 tasks before, during and after a deploy that changes the release: all done, those
-    // enqueued after the switch by the new release.
+/// 40 tasks enqueued from the view before, during and after a deploy that changes the
+/// release: all done, those enqueued after the switch by the new release, and only the new
+/// release's worker left running.
+fn tasks_across_a_deploy(club: &Club, tasks: &Path, first_release: &str, broker: &str) {
     std::fs::write(club.dir.join("club/music/version.py"), "VERSION = 2\n").unwrap();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let enqueuer = {
@@ -203,28 +189,28 @@ fn a_worker_runs_tasks_across_deploys_comes_back_when_killed_and_stops_with_down
     ok(&out);
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let mut sent = enqueuer.join().unwrap();
-    let w = worker(&club);
+    let w = worker(club);
     let new_release = w["release"].as_str().unwrap().to_owned();
     assert_ne!(new_release, first_release, "{w}");
     let mut after = Vec::new();
     for i in 0..(40 - sent.len()) {
         let token = format!("a{i}");
-        enqueue(&club, &token, 0.0);
+        enqueue(club, &token, 0.0);
         after.push(token.clone());
         sent.push(token);
     }
-    let d = wait_done(&tasks, &sent, Duration::from_secs(120));
+    let d = wait_done(tasks, &sent, Duration::from_secs(120));
     for (token, release) in &d {
         if after.contains(token) {
             assert!(release.ends_with(&new_release), "{token} ran in {release}");
         }
     }
     eprintln!(
-        "deploy with a worker took {deploy_took:?}; {} tasks, all done",
+        "{broker}: deploy with a worker took {deploy_took:?}; {} tasks, all done",
         sent.len()
     );
     // Only the new release's worker runs.
-    let running = worker_processes(&tasks);
+    let running = worker_processes(tasks);
     for p in &running {
         let cwd = std::fs::read_link(format!("/proc/{p}/cwd")).unwrap_or_default();
         assert!(
@@ -233,6 +219,27 @@ fn a_worker_runs_tasks_across_deploys_comes_back_when_killed_and_stops_with_down
             cwd.display()
         );
     }
+}
+
+#[test]
+fn a_worker_runs_tasks_across_deploys_comes_back_when_killed_and_stops_with_down() {
+    let redis = Redis::start();
+    let (club, tasks) = club_with_worker(&redis, "");
+    ok(&club.run(&["check"]));
+    ok(&club.run(&["up"]));
+    let w = worker(&club);
+    assert_eq!(w["name"], "celery");
+    assert_eq!(w["act"], "club");
+    assert_eq!(w["state"], "running", "{w}");
+    assert!(!pids(&w).is_empty(), "{w}");
+    let first_release = w["release"].as_str().unwrap().to_owned();
+
+    // A task enqueued from a view runs in the worker, in the live release.
+    enqueue(&club, "hello", 0.0);
+    let d = wait_done(&tasks, &["hello".to_owned()], Duration::from_secs(60));
+    assert!(d[0].1.ends_with(&first_release), "{d:?}");
+
+    tasks_across_a_deploy(&club, &tasks, &first_release, "redis");
 
     // A worker killed with SIGKILL comes back.
     let before = pids(&worker(&club));
@@ -264,6 +271,63 @@ fn a_worker_runs_tasks_across_deploys_comes_back_when_killed_and_stops_with_down
     assert_eq!(worker_processes(&tasks), Vec::<u64>::new(), "after down");
 }
 
+/// The example's own broker: with no `CELERY_BROKER_URL`, its settings pick kombu's
+/// filesystem transport, messages in the Act's shared `broker` dir. No server runs.
+#[test]
+fn the_examples_worker_runs_tasks_from_a_view_through_its_filesystem_broker() {
+    let club = Club::new();
+    let tasks = club.dir.join("tasks.log");
+    // Only a place for the task to note what it did; the broker is the example's.
+    let text = club.text.replace(
+        "env = { DJANGO_DEBUG = \"0\", DJANGO_ALLOWED_HOSTS = \".localhost,127.0.0.1\" }",
+        &format!(
+            "env = {{ DJANGO_DEBUG = \"0\", DJANGO_ALLOWED_HOSTS = \".localhost,127.0.0.1\", CLUB_TASK_LOG = \"{}\" }}",
+            tasks.display()
+        ),
+    );
+    assert!(!text.contains("CELERY_BROKER_URL ="), "{text}");
+    club.write_manifest(&text);
+    ok(&club.run(&["up"]));
+    let w = worker(&club);
+    assert_eq!(w["state"], "running", "{w}");
+    let first_release = w["release"].as_str().unwrap().to_owned();
+    let log = ok(&club.run(&["logs", "celery", "--lines", "200"]));
+    assert!(log.contains("transport:   filesystem://"), "{log}");
+
+    enqueue(&club, "hello", 0.0);
+    let d = wait_done(&tasks, &["hello".to_owned()], Duration::from_secs(60));
+    assert!(d[0].1.ends_with(&first_release), "{d:?}");
+    // The messages are files in the shared dir, claimed into `processed/`.
+    let broker = club.dir.join(".backstage/shared/club/broker");
+    let processed = std::fs::read_dir(broker.join("processed")).unwrap().count();
+    assert_eq!(processed, 1, "one message claimed");
+
+    tasks_across_a_deploy(&club, &tasks, &first_release, "filesystem broker");
+    // Nothing left queued, every message claimed once.
+    let queued: Vec<_> = std::fs::read_dir(&broker)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .filter(|n| n.to_string_lossy().ends_with(".msg"))
+        .collect();
+    assert_eq!(
+        queued,
+        Vec::<std::ffi::OsString>::new(),
+        "left in the queue"
+    );
+    // A message a stopping worker had prefetched but not started goes back to the queue (a new
+    // file), and is claimed again.
+    let processed = std::fs::read_dir(broker.join("processed")).unwrap().count();
+    assert!(processed >= 41, "{processed} messages claimed for 41 tasks");
+    eprintln!("filesystem broker: {processed} messages claimed for 41 tasks");
+    let d = done(&tasks);
+    let tokens: BTreeSet<&str> = d.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(tokens.len(), d.len(), "no task ran twice: {d:?}");
+
+    ok(&club.run(&["down"]));
+    assert_eq!(worker_processes(&tasks), Vec::<u64>::new(), "after down");
+}
+
 #[test]
 fn a_bad_schedule_names_its_field_and_a_worker_that_exits_at_once_fails_the_apply() {
     let redis = Redis::start();
@@ -279,10 +343,7 @@ fn a_bad_schedule_names_its_field_and_a_worker_that_exits_at_once_fails_the_appl
     let text = std::fs::read_to_string(club.dir.join("backstage.toml"))
         .unwrap()
         .replace("schedule = \"0 25 * * *\"", "schedule = \"17 3 * * *\"")
-        .replace(
-            "command = \"celery -A club.celery worker --loglevel INFO --concurrency 2\"",
-            "command = \"echo the worker gives up; exit 3\"",
-        );
+        .replace(CELERY, "command = \"echo the worker gives up; exit 3\"");
     club.write_manifest(&text);
     ok(&club.run(&["check"]));
     let out = club.run(&["up"]);

@@ -412,8 +412,9 @@ pub fn worker_status(production: &Production) -> Vec<WorkerStatus> {
 }
 
 /// Whether the worker keeps exiting: an instance of a placed vassal started again within
-/// the last few seconds, less than a minute after its previous start (uWSGI starts a command
-/// that exits again and again, ever slower). One killed once looks so for a few seconds.
+/// the last few seconds, less than a minute after its previous start under the same master
+/// (uWSGI starts a command that exits again and again, ever slower; a master started again, by
+/// `up` after `down`, starts it afresh). One killed once looks so for a few seconds.
 fn recently_restarting(production: &Production, work: &[&WorkInstance]) -> bool {
     let Some(first) = work.first() else {
         return false;
@@ -423,17 +424,21 @@ fn recently_restarting(production: &Production, work: &[&WorkInstance]) -> bool 
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let mut starts: std::collections::BTreeMap<(String, String), Vec<u64>> =
+    let mut starts: std::collections::BTreeMap<(String, String, String), Vec<u64>> =
         std::collections::BTreeMap::new();
     for l in tail.iter().filter_map(|l| l.strip_prefix(WORKER_START)) {
-        // `N of <id> started at <time>`
+        // `N of <id> started at <time> under <master>` (a vassal written before: no `under`)
         let parts: Vec<&str> = l.split(' ').collect();
-        if let [n, "of", id, "started", "at", t] = parts.as_slice()
-            && work.iter().any(|w| w.id.as_str() == *id)
+        let (n, id, t, master) = match parts.as_slice() {
+            [n, "of", id, "started", "at", t, "under", master] => (n, id, t, *master),
+            [n, "of", id, "started", "at", t] => (n, id, t, ""),
+            _ => continue,
+        };
+        if work.iter().any(|w| w.id.as_str() == *id)
             && let Ok(t) = t.parse::<u64>()
         {
             starts
-                .entry(((*n).to_owned(), (*id).to_owned()))
+                .entry(((*n).to_owned(), (*id).to_owned(), master.to_owned()))
                 .or_default()
                 .push(t);
         }

@@ -20,7 +20,8 @@ use crate::error::Error;
 use crate::vassal::{IniWriter, LEFT_PAREN_PLACEHOLDER, act_environment};
 
 /// The line a worker instance logs when it starts: `[backstage-worker] instance N of <id>
-/// started at <unix time>` (`status` counts them to tell a worker that keeps dying).
+/// started at <unix time> under <master pid>` (`status` counts them to tell a worker that keeps
+/// dying under one master from one whose vassal was started again, by `up` after `down`).
 pub const WORKER_START: &str = "[backstage-worker] instance ";
 
 /// What a worker's daemon runs (`$1` its instance, `$2` its stop signal's number): logs its
@@ -29,7 +30,7 @@ pub const WORKER_START: &str = "[backstage-worker] instance ";
 /// worker, the second SIGTERM would reach its pool processes and kill the tasks in hand. Here
 /// only the command's own process gets it, as often as uWSGI sends it (Celery takes a repeated
 /// SIGTERM as the same warm shutdown).
-const WORKER_RUN: &str = "echo \"[backstage-worker] instance $1 of $BACKSTAGE_WORKER_ID started at $(date +%s)\"; \
+const WORKER_RUN: &str = "echo \"[backstage-worker] instance $1 of $BACKSTAGE_WORKER_ID started at $(date +%s) under $PPID\"; \
      BACKSTAGE_WORKER_INSTANCE=$1; export BACKSTAGE_WORKER_INSTANCE; \
      setsid /bin/sh -c \"exec $BACKSTAGE_WORKER_COMMAND\" & child=$!; \
      trap \"kill -$2 $child 2>/dev/null\" $2; \

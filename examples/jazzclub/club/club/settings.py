@@ -90,9 +90,25 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 MEDIA_URL = os.environ.get("BACKSTAGE_MEDIA_URL", "/media/")
 MEDIA_ROOT = os.environ.get("BACKSTAGE_MEDIA_ROOT", BASE_DIR / "media")
 
-# Celery (club/celery.py): the broker from the environment; a task is acknowledged once done,
-# so one in hand when its worker is stopped or dies is delivered again, never lost.
-CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "")
+# Celery (club/celery.py): a task is acknowledged once done, so one in hand when its worker is
+# stopped is finished or delivered again, never lost.
+# The broker: CELERY_BROKER_URL from the environment (e.g. `redis://127.0.0.1:6379/0`) when it
+# is set; without it, kombu's filesystem transport, so the example's worker runs with no server
+# to install: messages are files in `broker/`, a `shared` entry in backstage.toml (one directory
+# for every release, the Sess' account's in system mode). See docs/decisions.md for its limits.
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "") or "filesystem://"
+if CELERY_BROKER_URL == "filesystem://":
+    BROKER_DIR = BASE_DIR / "broker"
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(BROKER_DIR),
+        "data_folder_out": str(BROKER_DIR),
+        # A worker claims a message by renaming it into `processed/`: atomic on one filesystem,
+        # so two workers (the old and the new one during a deploy) never take the same one.
+        "store_processed": True,
+        "processed_folder": str(BROKER_DIR / "processed"),
+        "control_folder": str(BROKER_DIR / "control"),
+        "polling_interval": 0.5,
+    }
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
