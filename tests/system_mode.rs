@@ -1018,3 +1018,138 @@ fn a_worker_and_a_cron_job_run_as_the_sess_account_with_the_acts_secrets_and_com
         },
     );
 }
+
+#[test]
+fn an_acme_venue_is_issued_and_renewed_under_debians_nginx_and_emperor() {
+    sandboxed(
+        "an_acme_venue_is_issued_and_renewed_under_debians_nginx_and_emperor",
+        |s| {
+            use std::os::unix::fs::PermissionsExt as _;
+            use support::pebble::{Pebble, served_serial};
+            let https = |root: &Path| {
+                let out = Command::new("curl")
+                    .args([
+                        "-sS",
+                        "--max-time",
+                        "20",
+                        "-o",
+                        "/dev/null",
+                        "-w",
+                        "%{http_code}",
+                    ])
+                    .arg("--cacert")
+                    .arg(root)
+                    .args(["--resolve", "jazz.localhost:443:127.0.0.1"])
+                    .arg("https://jazz.localhost/")
+                    .output()
+                    .unwrap();
+                ok(&out)
+            };
+            let plain = manifest("nobody", false, 1);
+            // The stock Emperor runs as www-data: it could not run the renewal job as root.
+            s.write_manifest(&format!(
+                "{}{}",
+                plain.replace(
+                    "server_names = [\"jazz.localhost\"]\n",
+                    "server_names = [\"jazz.localhost\"]\ntls = { acme = true }\n",
+                ),
+                "\n[acme]\ndirectory = \"https://127.0.0.1:1/dir\"\n"
+            ));
+            let refused = s.backstage(&["apply"]);
+            assert!(!refused.status.success());
+            assert!(
+                stderr(&refused).contains("renew the ACME certificates"),
+                "{}",
+                stderr(&refused)
+            );
+            s.make_emperor_root();
+            // Pebble validates on port 80, where Debian's nginx listens.
+            let pebble = Pebble::start(80);
+            let text = format!(
+                "{}{}",
+                plain.replace(
+                    "server_names = [\"jazz.localhost\"]\n",
+                    "server_names = [\"jazz.localhost\"]\ntls = { acme = true }\n",
+                ),
+                pebble.acme_table()
+            );
+            s.write_manifest(&text);
+            let out = ok(&s.backstage(&["apply"]));
+            assert!(out.contains("certificate for Venue `jazz`"), "{out}");
+            let root = pebble.root();
+            assert_eq!(https(&root), "200");
+            // HTTP on 80 redirects to 443 (the system-mode default).
+            let (code, _) = get(80, "jazz.localhost", "/").unwrap();
+            assert_eq!(code, 301);
+
+            // nginx's workers (www-data) read the pair at each handshake: the key is root's,
+            // readable by nginx's group only.
+            let acme = Path::new("/var/lib/backstage/jazzclub/acme");
+            let key = std::fs::metadata(acme.join("jazz/live/key.pem")).unwrap();
+            assert_eq!(key.permissions().mode() & 0o777, 0o640);
+            assert_eq!(key.uid(), 0);
+            let www_data = nix::unistd::Group::from_name("www-data").unwrap().unwrap();
+            assert_eq!(key.gid(), www_data.gid.as_raw());
+            let account = std::fs::read_dir(acme)
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .find(|p| {
+                    p.file_name()
+                        .unwrap()
+                        .to_string_lossy()
+                        .starts_with("account-")
+                })
+                .unwrap();
+            assert_eq!(
+                std::fs::metadata(&account).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
+
+            // The renewal job runs under Debian's Emperor, as root.
+            let job = "/etc/uwsgi-emperor/vassals/backstage.jazzclub.tls-renew.ini";
+            let job_text = std::fs::read_to_string(job).expect("the renewal job's vassal");
+            let deadline = Instant::now() + Duration::from_secs(15);
+            loop {
+                let ps = ok(&Command::new("ps")
+                    .args(["-eo", "uid=,args="])
+                    .output()
+                    .unwrap());
+                if let Some(line) = ps
+                    .lines()
+                    .find(|l| l.contains("backstage.jazzclub.tls-renew"))
+                {
+                    assert_eq!(line.split_whitespace().next(), Some("0"), "{line}");
+                    break;
+                }
+                assert!(Instant::now() < deadline, "no renewal job running:\n{ps}");
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            // Its command succeeds, as uWSGI's cron would run it.
+            let line = job_text
+                .lines()
+                .find(|l| l.starts_with("cron2 = "))
+                .unwrap();
+            let command = line.split_once(",unique=1 ").unwrap().1;
+            let run = Command::new("/bin/sh")
+                .args(["-c", command])
+                .output()
+                .unwrap();
+            assert!(run.status.success(), "{run:?}");
+
+            // A forced renewal: the new serial is served by www-data's workers, no reload.
+            let before = served_serial(443, "jazz.localhost");
+            let renewed = ok(&s.backstage(&["tls", "renew", "--force", "--json"]));
+            let renewed: serde_json::Value = serde_json::from_str(&renewed).unwrap();
+            assert_eq!(renewed["nginx_reloaded"], false, "{renewed}");
+            let serial = renewed["issued"][0]["serial"]
+                .as_str()
+                .unwrap()
+                .to_ascii_uppercase();
+            assert_ne!(serial, before);
+            assert_eq!(served_serial(443, "jazz.localhost"), serial);
+            assert_eq!(https(&root), "200");
+            let status = ok(&s.backstage(&["tls", "status"]));
+            assert!(status.contains("valid"), "{status}");
+        },
+    );
+}

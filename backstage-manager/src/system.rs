@@ -104,6 +104,25 @@ impl Host {
                 why: "it runs in tyrant mode (each vassal as its file's owner); Backstage sets each Sess' account with `uid`/`gid` instead: remove `emperor-tyrant`".to_owned(),
             });
         }
+        if !emperor.can_switch_users()
+            && production
+                .venues
+                .values()
+                .any(backstage_core::Venue::is_acme)
+        {
+            return Err(ManagerError::EmperorUnsupported {
+                pid: emperor.pid,
+                why: format!(
+                    "it runs as `{}`, and the job it would run to renew the ACME certificates (`backstage tls renew`, twice a day) writes keys under the state dir as root: let the Emperor run as root by removing its `uid`/`gid` lines{} and restarting it (`systemctl restart uwsgi-emperor`); each Sess keeps its own `uid`",
+                    emperor.user_name(),
+                    emperor
+                        .config
+                        .as_ref()
+                        .map(|c| format!(" from `{}`", c.display()))
+                        .unwrap_or_default()
+                ),
+            });
+        }
         if !emperor.can_switch_users() {
             let user = emperor.user_name();
             for (name, sess) in &production.sess {
