@@ -86,10 +86,11 @@ pub(crate) fn run(args: &CheckArgs) -> ExitCode {
             return code;
         }
     };
-    let mut problems = manifest.check();
-    if problems.is_empty() {
-        problems.extend(foreign_problems(&manifest));
-    }
+    // One parse: the foreign-site check reads the Production it built.
+    let problems = match manifest.parse() {
+        Ok(production) => foreign_problems(&manifest, &production),
+        Err(problems) => problems,
+    };
     if args.json {
         let doc = serde_json::json!({"ok": problems.is_empty(), "errors": problems});
         outln!("{doc}");
@@ -153,15 +154,12 @@ pub(crate) fn render_problems(
 
 /// System mode: server names that sites of this server, not Backstage's, already serve (what
 /// `apply` would refuse), as problems at the name in the manifest.
-fn foreign_problems(manifest: &Manifest) -> Vec<Problem> {
-    let Ok(production) = manifest.parse() else {
-        return Vec::new();
-    };
+fn foreign_problems(manifest: &Manifest, production: &backstage_core::Production) -> Vec<Problem> {
     if production.mode != backstage_core::Mode::System {
         return Vec::new();
     }
     let source = manifest.source();
-    match backstage_nginx::foreign_clashes(&production) {
+    match backstage_nginx::foreign_clashes(production) {
         Ok(clashes) => clashes
             .into_iter()
             .map(|c| {
