@@ -8,12 +8,12 @@ use std::process::{Command, Output};
 
 mod support;
 
-use support::{Club, free_port, get, ok};
+use support::{Club, free_port, get, ok, openssl};
 
 /// A self-signed P-256 certificate for the example's names, made by openssl.
 fn self_signed(dir: &Path) {
-    let out = Command::new("openssl")
-        .args([
+    openssl(
+        &[
             "req",
             "-x509",
             "-newkey",
@@ -28,13 +28,12 @@ fn self_signed(dir: &Path) {
             "-addext",
             "subjectAltName=DNS:jazz.localhost,DNS:www.jazz.localhost",
             "-keyout",
-        ])
-        .arg(dir.join("key.pem"))
-        .arg("-out")
-        .arg(dir.join("cert.pem"))
-        .output()
-        .expect("run openssl (scripts/test-deps installs it)");
-    ok(&out);
+            "key.pem",
+            "-out",
+            "cert.pem",
+        ],
+        dir,
+    );
 }
 
 /// `curl` over HTTPS to the jazz Venue, trusting the test certificate; headers on stdout.

@@ -18,7 +18,7 @@
 //!   go on. An ACME Venue with no certificate yet is served over plain HTTP (no redirect) until
 //!   it has one.
 
-use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
+use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
 
 use backstage_core::{Acme, Venue};
 use instant_acme::{
@@ -388,7 +388,6 @@ pub(super) fn renew_locked(
             return Ok(report);
         }
     };
-    let mut switched = Vec::new();
     let mut first = false;
     for (name, venue, why, current) in due {
         progress(Event::Step(format!(
@@ -438,11 +437,11 @@ pub(super) fn renew_locked(
                 ));
             }
             check_key_matches(&key, &leaf)?;
-            let previous = store(production, name, &leaf, &chain, &key)?;
-            Ok((leaf, previous))
+            store(production, name, &leaf, &chain, &key)?;
+            Ok(leaf)
         });
         match result {
-            Ok((leaf, previous)) => {
+            Ok(leaf) => {
                 progress(Event::Step(format!(
                     "Venue `{name}`: certificate {} live, valid until {}",
                     leaf.serial,
@@ -456,7 +455,6 @@ pub(super) fn renew_locked(
                     why,
                     order_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
                 });
-                switched.push((name.clone(), previous));
             }
             Err(reason) => {
                 progress(Event::Step(format!("Venue `{name}`: {reason}")));
@@ -467,7 +465,7 @@ pub(super) fn renew_locked(
             }
         }
     }
-    if switched.is_empty() {
+    if report.issued.is_empty() {
         return Ok(report);
     }
     if first {
@@ -481,7 +479,6 @@ pub(super) fn renew_locked(
     }
     // Renewals change no nginx file and need no reload: nginx reads the live pair at each
     // handshake, and the pair was checked (names, key) before its link moved.
-    let _ = switched;
     Ok(report)
 }
 
@@ -548,21 +545,16 @@ fn ensure_dir(dir: &Path, mode: u32) -> Result<(), String> {
         .map_err(|e| acme_io("set the mode of", dir, &e))
 }
 
-/// Writes `content` to `path` through a temporary file (fsync, rename) with `mode`.
-fn write_atomic(path: &Path, content: &[u8], mode: u32) -> Result<(), String> {
-    use std::io::Write as _;
-    let tmp = path.with_extension("tmp");
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(mode)
-        .open(&tmp)
-        .map_err(|e| acme_io("create", &tmp, &e))?;
-    f.write_all(content)
-        .and_then(|()| f.sync_all())
-        .map_err(|e| acme_io("write", &tmp, &e))?;
-    fs::rename(&tmp, path).map_err(|e| acme_io("rename into", path, &e))
+/// Writes `content` to `path` atomically with `mode` (and `group`), through
+/// [`backstage_core::files::place`].
+fn write_atomic(path: &Path, content: &[u8], mode: u32, group: Option<u32>) -> Result<(), String> {
+    backstage_core::files::place(
+        path,
+        content,
+        None,
+        Some(backstage_core::files::Access { mode, group }),
+    )
+    .map_err(|e| e.to_string())
 }
 
 /// The account at the Production's CA: read from the state dir, or created once and kept
@@ -628,7 +620,7 @@ async fn account(
         .await
         .map_err(unreachable)?;
     let json = serde_json::to_vec(&credentials).map_err(|e| e.to_string())?;
-    write_atomic(&file, &json, 0o600)?;
+    write_atomic(&file, &json, 0o600, None)?;
     Ok(account)
 }
 
@@ -685,6 +677,7 @@ async fn order(
                 &file,
                 challenge.key_authorization().as_str().as_bytes(),
                 0o644,
+                None,
             )?;
             tokens.push(file);
             challenge.set_ready().await.map_err(api)?;
@@ -749,22 +742,22 @@ fn rcgen_public_key(key_pem: &str) -> Result<Vec<u8>, String> {
     Ok(pair.subject_public_key_info())
 }
 
-/// Writes a new pair into its own directory and moves the Venue's `live` link to it; returns
-/// where `live` led before. Keeps the previous pair, removes older ones.
+/// Writes a new pair into its own directory and moves the Venue's `live` link to it. Keeps
+/// the previous pair, removes older ones.
 fn store(
     production: &Production,
     venue: &Slug,
     leaf: &Leaf,
     chain: &str,
     key: &str,
-) -> Result<Option<PathBuf>, String> {
+) -> Result<(), String> {
     // nginx's workers read the pair at each handshake: in system mode they run as nginx's
     // account, so its group may read the key (0640); nobody else may.
     let group = match (production.mode, &production.nginx_group) {
         (Mode::System, Some(g)) => nix::unistd::Group::from_name(g.as_str())
             .ok()
             .flatten()
-            .map(|g| g.gid),
+            .map(|g| g.gid.as_raw()),
         _ => None,
     };
     let (dir_mode, key_mode) = if group.is_some() {
@@ -774,7 +767,7 @@ fn store(
     };
     let give = |path: &Path| -> Result<(), String> {
         if let Some(gid) = group {
-            nix::unistd::chown(path, None, Some(gid)).map_err(|e| {
+            nix::unistd::chown(path, None, Some(nix::unistd::Gid::from_raw(gid))).map_err(|e| {
                 format!("failed to give `{}` to nginx's group: {e}", path.display())
             })?;
         }
@@ -786,10 +779,13 @@ fn store(
     let version = dir.as_path().join(&leaf.serial);
     ensure_dir(&version, dir_mode)?;
     give(&version)?;
-    let key_file = version.join("key.pem");
-    write_atomic(&key_file, key.as_bytes(), key_mode)?;
-    give(&key_file)?;
-    write_atomic(&version.join("fullchain.pem"), chain.as_bytes(), 0o644)?;
+    write_atomic(&version.join("key.pem"), key.as_bytes(), key_mode, group)?;
+    write_atomic(
+        &version.join("fullchain.pem"),
+        chain.as_bytes(),
+        0o644,
+        None,
+    )?;
     let live = Production::acme_live_dir(&production.layout, venue);
     let previous = fs::read_link(live.as_path()).ok();
     point_live(production, venue, Path::new(&leaf.serial))?;
@@ -805,7 +801,7 @@ fn store(
             }
         }
     }
-    Ok(previous)
+    Ok(())
 }
 
 /// Moves a Venue's `live` link to `target` (relative, inside its directory) with a rename.

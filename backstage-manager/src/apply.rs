@@ -522,19 +522,13 @@ pub(super) fn apply_phases(
                 },
                 _ => Vec::new(),
             };
-            let previous = fs::metadata(&c.file).and_then(|m| m.modified()).ok();
             progress(Event::Step(format!("{} Sess `{}`", verb(c.action), c.name)));
             if c.action == Action::Create && emperor {
                 // A master may still run from a vassal a rollback just removed: until the
                 // Emperor has stopped it, it would pass the health check in the new one's stead.
                 manager.wait_copy_stopped(&copy, Duration::from_secs(30))?;
             }
-            journal.write_with(
-                &c.file,
-                content_of(desired, &c.file),
-                Some(next_mtime(previous)),
-                Some(vassal_access(host)),
-            )?;
+            write_vassal(journal, &c.file, content_of(desired, &c.file), host)?;
             if c.action == Action::Create {
                 new_copies.push(copy.clone());
             }
@@ -607,13 +601,7 @@ pub(super) fn apply_phases(
                 "updating"
             }
         )));
-        let previous = fs::metadata(&c.file).and_then(|m| m.modified()).ok();
-        journal.write_with(
-            &c.file,
-            content_of(desired, &c.file),
-            Some(next_mtime(previous)),
-            Some(vassal_access(host)),
-        )?;
+        write_vassal(journal, &c.file, content_of(desired, &c.file), host)?;
         renewal = true;
     }
     if renewal && emperor {
@@ -764,20 +752,12 @@ pub(super) fn relink_copies(
         let copy = backstage_uwsgi::vassal::instance(production, sess)?;
         if !matches!(manager.copy_state(&copy, true), SessState::Running { .. }) {
             progress(Event::Step(format!("restarting Sess `{sess}`")));
-            let previous = fs::metadata(copy.vassal.as_path())
-                .and_then(|m| m.modified())
-                .ok();
             let content = fs::read(copy.vassal.as_path()).map_err(|source| ManagerError::Io {
                 action: "read",
                 path: copy.vassal.as_path().to_owned(),
                 source,
             })?;
-            journal.write_with(
-                copy.vassal.as_path(),
-                &content,
-                Some(next_mtime(previous)),
-                Some(vassal_access(host)),
-            )?;
+            write_vassal(journal, copy.vassal.as_path(), &content, host)?;
         }
         copies.push(copy);
     }
@@ -848,6 +828,24 @@ pub(super) fn copy_of(production: &Production, file: &Path) -> Result<SessInstan
 }
 
 /// The content `desired` holds for `path` (every planned create or update is desired).
+/// Writes a vassal through the journal: with an mtime past its current one (the Emperor
+/// reloads a vassal only when its mtime grows) and the access the Emperor needs.
+pub(super) fn write_vassal(
+    journal: &mut Journal,
+    file: &Path,
+    content: &[u8],
+    host: Option<&Host>,
+) -> Result<(), ManagerError> {
+    let previous = fs::metadata(file).and_then(|m| m.modified()).ok();
+    journal.write_with(
+        file,
+        content,
+        Some(next_mtime(previous)),
+        Some(vassal_access(host)),
+    )?;
+    Ok(())
+}
+
 pub(super) fn content_of<'d>(desired: &'d [DesiredFile], path: &Path) -> &'d [u8] {
     desired
         .iter()

@@ -46,13 +46,7 @@ pub(super) fn start_work(
         };
         let what = describe(&work);
         progress(Event::Step(format!("starting {what}")));
-        let previous = fs::metadata(&c.file).and_then(|m| m.modified()).ok();
-        journal.write_with(
-            &c.file,
-            content_of(desired, &c.file),
-            Some(next_mtime(previous)),
-            Some(vassal_access(host)),
-        )?;
+        super::apply::write_vassal(journal, &c.file, content_of(desired, &c.file), host)?;
         started.push(work);
     }
     if !emperor {

@@ -123,10 +123,7 @@ fn common<'p>(
         .ok_or_else(|| no_sess(act_name))?;
     let stage = &production.stages[&sess.stage];
     let mut w = IniWriter::new(act_name.as_str());
-    w.set("strict", "true")?;
-    w.set("master", "true")?;
-    // A stop must stop (uWSGI 2.0 reloads on SIGTERM).
-    w.set("die-on-term", "true")?;
+    master_head(&mut w)?;
     w.set("vacuum", "true")?;
     w.set(
         "procname-prefix-spaced",
@@ -172,16 +169,13 @@ fn finish(
 ) -> WorkVassal {
     let id = InstanceId::of_content(body.body.as_bytes());
     let instance = production.work_instance(kind, act, name, &id);
-    let mut content = files::marker(&production.name);
-    content.push_str("\n[uwsgi]\n");
-    if body.needs_placeholder {
-        let _ = writeln!(content, "set-placeholder = {LEFT_PAREN_PLACEHOLDER}=(");
-    }
-    let pid = pid_line(&instance.pid_file);
-    content.push_str(&pid);
     // After the hash: the vassal's own id, which its worker's start lines name.
-    let _ = writeln!(content, "env = BACKSTAGE_WORKER_ID={}", id.as_str());
-    content.push_str(&body.body);
+    let content = assemble(
+        production,
+        &instance.pid_file,
+        &format!("env = BACKSTAGE_WORKER_ID={}\n", id.as_str()),
+        body,
+    );
     WorkVassal {
         file: DesiredFile {
             kind: FileKind::Worker,
@@ -198,6 +192,33 @@ fn finish(
         },
         instance,
     }
+}
+
+/// The first lines of every socket-less master: strict, a master, and a stop that stops.
+fn master_head(w: &mut IniWriter<'_>) -> Result<(), Error> {
+    w.set("strict", "true")?;
+    w.set("master", "true")?;
+    // A stop must stop (uWSGI 2.0 reloads on SIGTERM).
+    w.set("die-on-term", "true")
+}
+
+/// A socket-less vassal's file: the marker, `[uwsgi]`, the placeholder when the body needs it,
+/// its pid file, `after_pid`, then the body.
+fn assemble(
+    production: &Production,
+    pid: &ConfPath,
+    after_pid: &str,
+    body: &IniWriter<'_>,
+) -> String {
+    let mut content = files::marker(&production.name);
+    content.push_str("\n[uwsgi]\n");
+    if body.needs_placeholder {
+        let _ = writeln!(content, "set-placeholder = {LEFT_PAREN_PLACEHOLDER}=(");
+    }
+    content.push_str(&pid_line(pid));
+    content.push_str(after_pid);
+    content.push_str(&body.body);
+    content
 }
 
 fn pid_line(path: &ConfPath) -> String {
@@ -261,9 +282,7 @@ pub fn render_renewal(production: &Production, command: &[String]) -> Result<Des
     ]);
     let line = line.join(" ");
     let mut w = IniWriter::new(backstage_core::work::RENEWAL);
-    w.set("strict", "true")?;
-    w.set("master", "true")?;
-    w.set("die-on-term", "true")?;
+    master_head(&mut w)?;
     w.set(
         "procname-prefix-spaced",
         &format!(
@@ -286,13 +305,7 @@ pub fn render_renewal(production: &Production, command: &[String]) -> Result<Des
             &format!("minute={minute},hour={h},unique=1 {line}"),
         )?;
     }
-    let mut content = files::marker(&production.name);
-    content.push_str("\n[uwsgi]\n");
-    if w.needs_placeholder {
-        let _ = writeln!(content, "set-placeholder = {LEFT_PAREN_PLACEHOLDER}=(");
-    }
-    content.push_str(&pid_line(&production.renewal_pid()));
-    content.push_str(&w.body);
+    let content = assemble(production, &production.renewal_pid(), "", &w);
     Ok(DesiredFile {
         kind: FileKind::Renewal,
         name: backstage_core::work::RENEWAL.to_owned(),

@@ -221,3 +221,13 @@ pub fn under_load<T>(port: u16, during: impl FnOnce() -> T) -> (usize, usize, T)
         result,
     )
 }
+
+/// Runs `openssl ARGS` in `dir` (a test CA, certificates); fails the test when it fails.
+pub fn openssl(args: &[&str], dir: &Path) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run openssl (scripts/test-deps installs it)");
+    ok(&out);
+}

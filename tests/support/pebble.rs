@@ -1,11 +1,11 @@
 //! A real ACME server for the tests: Pebble from Debian's packages, with pebble-challtestsrv
 //! as its DNS (every name resolves to 127.0.0.1, no IPv6), on free loopback ports.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{free_port, ok};
+use super::{free_port, ok, openssl};
 
 /// A Pebble and its DNS, stopped when dropped.
 pub struct Pebble {
@@ -18,15 +18,6 @@ pub struct Pebble {
     /// External account binding required, with this key id and MAC key.
     eab: Option<(&'static str, &'static str)>,
     children: Vec<Child>,
-}
-
-fn openssl(args: &[&str], dir: &Path) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("run openssl (scripts/test-deps installs it)");
-    ok(&out);
 }
 
 impl Pebble {
