@@ -222,50 +222,8 @@ pub fn apply(
         Some((target, links)) => apply_locked(&target, host, options, &links, progress)?,
         None => apply_locked(production, host, options, &[], progress)?,
     };
-    first_certificates(manifest, production, host, options, &mut report, progress)?;
+    super::acme::first_certificates(manifest, production, host, options, &mut report, progress)?;
     Ok(report)
-}
-
-/// After an apply (or `up`) has the plain ACME Venues live: each one's first certificate is
-/// ordered, and its site switched to TLS. A failure names the Venue and the CA's reason, after
-/// everything else was applied (the Venue keeps serving plain HTTP).
-pub(super) fn first_certificates(
-    manifest: &Production,
-    resolved: &Production,
-    host: Option<&Host>,
-    options: &ApplyOptions,
-    report: &mut ApplyReport,
-    progress: &mut dyn FnMut(Event),
-) -> Result<(), ManagerError> {
-    if !manifest.venues.values().any(backstage_core::Venue::is_acme) {
-        return Ok(());
-    }
-    // Read afresh: the apply just moved releases and wrote what the state dir holds.
-    let production = fresh(manifest, resolved, host, progress)?;
-    if !super::acme::nginx_serving(&production, host) {
-        if production
-            .venues
-            .values()
-            .any(|v| v.tls.as_ref().is_some_and(|t| t.pending))
-        {
-            progress(Event::Skipped(
-                "ACME certificates are ordered once nginx runs (`backstage up`; system mode: `systemctl start nginx`, then `backstage apply`)".into(),
-            ));
-        }
-        return Ok(());
-    }
-    let renew = super::acme::RenewOptions {
-        changed_only: true,
-        ..super::acme::RenewOptions::default()
-    };
-    let issued = super::acme::renew_locked(manifest, &production, host, options, &renew, progress)?;
-    report.nginx_reloaded |= issued.nginx_reloaded;
-    report.certificates.clone_from(&issued.issued);
-    report.changes.extend(issued.changes.iter().cloned());
-    match issued.error() {
-        Some(e) => Err(e),
-        None => Ok(()),
-    }
 }
 
 /// Takes the lock that serialises `apply`, `up` and `down`, saying so while it waits. First,

@@ -98,7 +98,7 @@ pub fn up(
         start_nginx(production, options)?;
     }
     let mut apply = apply;
-    first_certificates(manifest, production, None, options, &mut apply, progress)?;
+    super::acme::first_certificates(manifest, production, None, options, &mut apply, progress)?;
     // Venues that now have their first certificate are probed over HTTPS.
     let refreshed;
     let production = if apply.certificates.is_empty() {

@@ -20,13 +20,14 @@
 
 use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
 
-use backstage_core::{Acme, Venue};
-use instant_acme::{
-    Account, AccountCredentials, AuthorizationStatus, ChallengeType, ExternalAccountKey,
-    Identifier, NewAccount, NewOrder, OrderStatus, RetryPolicy,
-};
-use sha2::Digest as _;
-use x509_parser::prelude::{FromDer as _, GeneralName, X509Certificate};
+use instant_acme::Account;
+
+mod certificate;
+mod protocol;
+
+pub use certificate::{CertificateStatus, Leaf, tls_status};
+use certificate::{check_key_matches, rfc3339};
+use protocol::{account, order};
 
 // The pieces of the Production Manager share its imports and helpers.
 #[allow(clippy::wildcard_imports)]
@@ -40,152 +41,6 @@ const ACCOUNT_GONE: &str = "urn:ietf:params:acme:error:accountDoesNotExist";
 
 /// How long one Venue's order may take, from the account to the certificate.
 const ORDER_TIMEOUT: Duration = Duration::from_secs(120);
-
-/// One Venue's certificate, as `tls status` shows it.
-#[derive(Debug, Clone, Serialize)]
-pub struct CertificateStatus {
-    /// The Venue.
-    pub venue: String,
-    /// Whether ACME issues it.
-    pub acme: bool,
-    /// `valid`, `expired`, `missing` (an ACME Venue not issued yet) or `unreadable`.
-    pub state: &'static str,
-    /// The names it covers (the Venue's server names when it is missing).
-    pub names: Vec<String>,
-    /// Its issuer's distinguished name.
-    pub issuer: Option<String>,
-    /// Its serial number (hex).
-    pub serial: Option<String>,
-    /// When it expires (RFC 3339).
-    pub not_after: Option<String>,
-    /// Whole days until then (negative once expired).
-    pub days_left: Option<i64>,
-    /// The file nginx reads.
-    pub file: PathBuf,
-    /// Why it could not be read.
-    pub error: Option<String>,
-}
-
-/// Every TLS Venue's certificate (`backstage tls status`).
-pub fn tls_status(production: &Production) -> Vec<CertificateStatus> {
-    let now = jiff::Timestamp::now().as_second();
-    production
-        .venues
-        .iter()
-        .filter_map(|(name, venue)| Some((name, venue, venue.tls.as_ref()?)))
-        .map(|(name, venue, tls)| {
-            let file = tls.cert.as_path().to_owned();
-            let mut status = CertificateStatus {
-                venue: name.to_string(),
-                acme: tls.acme,
-                state: "missing",
-                names: venue.server_names.iter().map(ToString::to_string).collect(),
-                issuer: None,
-                serial: None,
-                not_after: None,
-                days_left: None,
-                file,
-                error: None,
-            };
-            match fs::read(&status.file) {
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound && tls.acme => {}
-                Err(e) => {
-                    status.state = "unreadable";
-                    status.error = Some(e.to_string());
-                }
-                Ok(pem) => match Leaf::parse(&pem) {
-                    Ok(leaf) => {
-                        status.state = if leaf.not_after <= now {
-                            "expired"
-                        } else {
-                            "valid"
-                        };
-                        status.days_left = Some(leaf.days_left(now));
-                        status.not_after = Some(rfc3339(leaf.not_after));
-                        status.names = leaf.names;
-                        status.issuer = Some(leaf.issuer);
-                        status.serial = Some(leaf.serial);
-                    }
-                    Err(e) => {
-                        status.state = "unreadable";
-                        status.error = Some(e);
-                    }
-                },
-            }
-            status
-        })
-        .collect()
-}
-
-fn rfc3339(unix: i64) -> String {
-    jiff::Timestamp::from_second(unix).map_or_else(|_| unix.to_string(), |t| t.to_string())
-}
-
-/// What a PEM chain's first (leaf) certificate says.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct Leaf {
-    /// Its DNS names (subject alternative names), sorted.
-    pub names: Vec<String>,
-    /// Its issuer's distinguished name.
-    pub issuer: String,
-    /// Its serial number, lower-case hex.
-    pub serial: String,
-    /// When it expires (Unix seconds).
-    pub not_after: i64,
-    /// Its public key (`SubjectPublicKeyInfo`, DER).
-    pub spki: Vec<u8>,
-}
-
-impl Leaf {
-    /// Reads the first certificate of a PEM file: an error, never a panic, for anything else.
-    pub fn parse(pem: &[u8]) -> Result<Leaf, String> {
-        let (_, block) = x509_parser::pem::parse_x509_pem(pem)
-            .map_err(|e| format!("not a PEM certificate: {e}"))?;
-        let (_, cert) = X509Certificate::from_der(&block.contents)
-            .map_err(|e| format!("not an X.509 certificate: {e}"))?;
-        let mut names = Vec::new();
-        if let Ok(Some(san)) = cert.subject_alternative_name() {
-            for n in &san.value.general_names {
-                if let GeneralName::DNSName(d) = n {
-                    names.push((*d).to_owned());
-                }
-            }
-        }
-        // Sorted: CAs list the names in any order.
-        names.sort();
-        names.dedup();
-        Ok(Leaf {
-            names,
-            issuer: cert.issuer().to_string(),
-            serial: cert
-                .raw_serial_as_string()
-                .replace(':', "")
-                .to_ascii_lowercase(),
-            not_after: cert.validity().not_after.timestamp(),
-            spki: cert.public_key().raw.to_vec(),
-        })
-    }
-
-    fn days_left(&self, now: i64) -> i64 {
-        (self.not_after - now).div_euclid(86_400)
-    }
-
-    /// Whether it covers exactly `names` (any order).
-    fn covers(&self, venue: &Venue) -> bool {
-        let mut have: Vec<String> = self.names.iter().map(|n| n.to_ascii_lowercase()).collect();
-        let mut want: Vec<String> = venue
-            .server_names
-            .iter()
-            .map(|n| n.as_str().to_ascii_lowercase())
-            .collect();
-        have.sort();
-        have.dedup();
-        want.sort();
-        want.dedup();
-        have == want
-    }
-}
 
 /// The program the renewal job runs `tls renew` with: `BACKSTAGE_BIN` when set, else this
 /// process' own program when it is `backstage`, else (Backstage called from Python) this
@@ -482,6 +337,48 @@ pub(super) fn renew_locked(
     Ok(report)
 }
 
+/// After an apply (or `up`) has the plain ACME Venues live: each one's first certificate is
+/// ordered, and its site switched to TLS. A failure names the Venue and the CA's reason, after
+/// everything else was applied (the Venue keeps serving plain HTTP).
+pub(super) fn first_certificates(
+    manifest: &Production,
+    resolved: &Production,
+    host: Option<&Host>,
+    options: &ApplyOptions,
+    report: &mut ApplyReport,
+    progress: &mut dyn FnMut(Event),
+) -> Result<(), ManagerError> {
+    if !manifest.venues.values().any(backstage_core::Venue::is_acme) {
+        return Ok(());
+    }
+    // Read afresh: the apply just moved releases and wrote what the state dir holds.
+    let production = fresh(manifest, resolved, host, progress)?;
+    if !nginx_serving(&production, host) {
+        if production
+            .venues
+            .values()
+            .any(|v| v.tls.as_ref().is_some_and(|t| t.pending))
+        {
+            progress(Event::Skipped(
+                "ACME certificates are ordered once nginx runs (`backstage up`; system mode: `systemctl start nginx`, then `backstage apply`)".into(),
+            ));
+        }
+        return Ok(());
+    }
+    let renew = RenewOptions {
+        changed_only: true,
+        ..RenewOptions::default()
+    };
+    let issued = renew_locked(manifest, &production, host, options, &renew, progress)?;
+    report.nginx_reloaded |= issued.nginx_reloaded;
+    report.certificates.clone_from(&issued.issued);
+    report.changes.extend(issued.changes.iter().cloned());
+    match issued.error() {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
 /// Whether an nginx runs that serves this Production's sites.
 pub(super) fn nginx_serving(production: &Production, host: Option<&Host>) -> bool {
     match host {
@@ -515,21 +412,6 @@ pub(super) fn mark_pending(production: &Production) -> Option<Production> {
     Some(p)
 }
 
-/// An error with its causes, `: `-separated (hyper's "client error (Connect)" alone says little).
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(inner) = cur {
-        let next = inner.to_string();
-        if !s.contains(&next) {
-            s.push_str(": ");
-            s.push_str(&next);
-        }
-        cur = inner.source();
-    }
-    s
-}
-
 fn acme_io(action: &str, path: &Path, e: &std::io::Error) -> String {
     format!("failed to {action} `{}`: {e}", path.display())
 }
@@ -555,191 +437,6 @@ fn write_atomic(path: &Path, content: &[u8], mode: u32, group: Option<u32>) -> R
         Some(backstage_core::files::Access { mode, group }),
     )
     .map_err(|e| e.to_string())
-}
-
-/// The account at the Production's CA: read from the state dir, or created once and kept
-/// (mode 0600).
-async fn account(
-    production: &Production,
-    acme: &Acme,
-    renew: bool,
-    progress: &mut dyn FnMut(Event),
-) -> Result<Account, String> {
-    let dir = Production::acme_dir(&production.layout);
-    ensure_dir(dir.as_path(), 0o711)?;
-    let hash = sha2::Sha256::digest(acme.directory.as_str().as_bytes());
-    let file = dir.as_path().join(format!(
-        "account-{}.json",
-        hash[..8].iter().fold(String::new(), |mut s, b| {
-            use std::fmt::Write as _;
-            let _ = write!(s, "{b:02x}");
-            s
-        })
-    ));
-    let builder = || match &acme.ca_file {
-        Some(ca) => Account::builder_with_root(ca.as_path())
-            .map_err(|e| format!("cannot use `ca_file` `{ca}` as the ACME server's CA: {e}")),
-        None => Account::builder().map_err(|e| format!("cannot start an HTTPS client: {e}")),
-    };
-    let unreachable =
-        |e: instant_acme::Error| format!("the ACME server at {}: {}", acme.directory, chain(&e));
-    if let Some(json) = fs::read(&file).ok().filter(|_| !renew) {
-        let credentials: AccountCredentials = serde_json::from_slice(&json)
-            .map_err(|e| format!("the account file `{}` is unreadable: {e}", file.display()))?;
-        return builder()?
-            .from_credentials(credentials)
-            .await
-            .map_err(unreachable);
-    }
-    progress(Event::Step(format!(
-        "creating an ACME account at {}",
-        acme.directory
-    )));
-    let contact = acme.email.as_ref().map(|e| format!("mailto:{e}"));
-    let contacts: Vec<&str> = contact.iter().map(String::as_str).collect();
-    let eab = match &acme.eab {
-        Some(eab) => {
-            use base64::Engine as _;
-            let key = base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(eab.hmac_key.trim_end_matches('='))
-                .map_err(|e| format!("`acme.eab.hmac_key` is not base64url: {e}"))?;
-            Some(ExternalAccountKey::new(eab.kid.clone(), &key))
-        }
-        None => None,
-    };
-    let (account, credentials) = builder()?
-        .create(
-            &NewAccount {
-                contact: &contacts,
-                terms_of_service_agreed: true,
-                only_return_existing: false,
-            },
-            acme.directory.as_str().to_owned(),
-            eab.as_ref(),
-        )
-        .await
-        .map_err(unreachable)?;
-    let json = serde_json::to_vec(&credentials).map_err(|e| e.to_string())?;
-    write_atomic(&file, &json, 0o600, None)?;
-    Ok(account)
-}
-
-/// Orders one Venue's certificate: every server name, HTTP-01. Returns the chain and its key
-/// (PEM).
-async fn order(
-    production: &Production,
-    account: &Account,
-    venue: &Venue,
-) -> Result<(String, String), String> {
-    let identifiers: Vec<Identifier> = venue
-        .server_names
-        .iter()
-        .map(|n| Identifier::Dns(n.to_string()))
-        .collect();
-    let api = |e: instant_acme::Error| chain(&e);
-    let mut order = account
-        .new_order(&NewOrder::new(&identifiers))
-        .await
-        .map_err(api)?;
-    let challenges = production.acme_challenge_dir();
-    ensure_dir(challenges.as_path(), 0o755)?;
-    let mut tokens = Vec::new();
-    let result = async {
-        let mut authorizations = order.authorizations();
-        while let Some(authz) = authorizations.next().await {
-            let mut authz = authz.map_err(api)?;
-            match authz.status {
-                AuthorizationStatus::Pending => {}
-                AuthorizationStatus::Valid => continue,
-                other => {
-                    return Err(format!(
-                        "the CA's authorization for `{}` is {other:?}",
-                        authz.identifier()
-                    ));
-                }
-            }
-            let name = authz.identifier().to_string();
-            let mut challenge = authz
-                .challenge(ChallengeType::Http01)
-                .ok_or_else(|| format!("the CA offers no HTTP-01 challenge for `{name}`"))?;
-            let token = challenge.token.clone();
-            if token.is_empty()
-                || !token
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-            {
-                return Err(format!(
-                    "the CA sent a malformed challenge token for `{name}`"
-                ));
-            }
-            let file = challenges.as_path().join(&token);
-            write_atomic(
-                &file,
-                challenge.key_authorization().as_str().as_bytes(),
-                0o644,
-                None,
-            )?;
-            tokens.push(file);
-            challenge.set_ready().await.map_err(api)?;
-        }
-        let retries = RetryPolicy::new()
-            .initial_delay(Duration::from_millis(100))
-            .backoff(1.5)
-            .timeout(Duration::from_secs(60));
-        let status = match order.poll_ready(&retries).await {
-            Ok(s) => s,
-            // An invalid order: its challenge says why.
-            Err(instant_acme::Error::Api(problem)) => {
-                return Err(refusal(&mut order, &problem.to_string()).await);
-            }
-            Err(e) => return Err(api(e)),
-        };
-        if status != OrderStatus::Ready {
-            return Err(refusal(&mut order, &format!("the order is {status:?}")).await);
-        }
-        let key = order.finalize().await.map_err(api)?;
-        let chain = order.poll_certificate(&retries).await.map_err(api)?;
-        Ok((chain, key))
-    }
-    .await;
-    for t in tokens {
-        let _ = fs::remove_file(t);
-    }
-    result
-}
-
-/// Why an order did not become ready: the first challenge error the CA reports, else
-/// `otherwise`.
-async fn refusal(order: &mut instant_acme::Order, otherwise: &str) -> String {
-    let mut authorizations = order.authorizations();
-    while let Some(Ok(mut authz)) = authorizations.next().await {
-        let name = authz.identifier().to_string();
-        if let Ok(state) = authz.refresh().await {
-            for c in &state.challenges {
-                if let Some(problem) = &c.error {
-                    return format!("the CA refused the challenge for `{name}`: {problem}");
-                }
-            }
-        }
-    }
-    format!("the CA refused the order: {otherwise}")
-}
-
-/// The new key must be the certificate's (a CA bug, or a mix-up, would otherwise reach nginx).
-fn check_key_matches(key_pem: &str, leaf: &Leaf) -> Result<(), String> {
-    let key = rcgen_public_key(key_pem)?;
-    if key == leaf.spki {
-        Ok(())
-    } else {
-        Err("the certificate's public key is not the key it was ordered with".to_owned())
-    }
-}
-
-/// The `SubjectPublicKeyInfo` (DER) of a PEM private key.
-fn rcgen_public_key(key_pem: &str) -> Result<Vec<u8>, String> {
-    use rcgen::PublicKeyData as _;
-    let pair = rcgen::KeyPair::from_pem(key_pem).map_err(|e| format!("unusable key: {e}"))?;
-    Ok(pair.subject_public_key_info())
 }
 
 /// Writes a new pair into its own directory and moves the Venue's `live` link to it. Keeps
@@ -812,55 +509,4 @@ fn point_live(production: &Production, venue: &Slug, target: &Path) -> Result<()
     let _ = fs::remove_file(&tmp);
     std::os::unix::fs::symlink(target, &tmp).map_err(|e| acme_io("link", &tmp, &e))?;
     fs::rename(&tmp, live).map_err(|e| acme_io("move", live, &e))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A self-signed certificate for `names`, with its key.
-    fn self_signed(names: &[&str]) -> (String, String) {
-        let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
-        let key = rcgen::KeyPair::generate().unwrap();
-        let cert = rcgen::CertificateParams::new(names)
-            .unwrap()
-            .self_signed(&key)
-            .unwrap();
-        (cert.pem(), key.serialize_pem())
-    }
-
-    #[test]
-    fn a_leaf_says_its_names_expiry_and_key() {
-        let (cert, key) = self_signed(&["jazz.localhost", "www.jazz.localhost"]);
-        let leaf = Leaf::parse(cert.as_bytes()).unwrap();
-        assert_eq!(leaf.names, ["jazz.localhost", "www.jazz.localhost"]);
-        assert!(!leaf.serial.is_empty() && !leaf.serial.contains(':'));
-        let now = jiff::Timestamp::now().as_second();
-        assert!(leaf.days_left(now) > 365, "rcgen's default is years");
-        check_key_matches(&key, &leaf).unwrap();
-        let (_, other) = self_signed(&["jazz.localhost"]);
-        assert!(check_key_matches(&other, &leaf).is_err());
-    }
-
-    #[test]
-    fn garbage_is_an_error_not_a_panic() {
-        for bad in [
-            &b""[..],
-            b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
-            b"\xff\xfe",
-        ] {
-            assert!(Leaf::parse(bad).is_err());
-        }
-    }
-
-    proptest::proptest! {
-        #[test]
-        fn any_bytes_parse_or_fail_cleanly(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
-            let _ = Leaf::parse(&bytes);
-            let mut pem = b"-----BEGIN CERTIFICATE-----\n".to_vec();
-            pem.extend_from_slice(&bytes);
-            pem.extend_from_slice(b"\n-----END CERTIFICATE-----\n");
-            let _ = Leaf::parse(&pem);
-        }
-    }
 }
