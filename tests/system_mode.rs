@@ -866,10 +866,15 @@ fn work_processes() -> Vec<u64> {
 
 /// A process' real and effective uid.
 fn uids_of(pid: u64) -> (u32, u32) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    try_uids_of(pid).unwrap_or_else(|| panic!("pid {pid} is gone"))
+}
+
+/// A process' real and effective uid; `None` once it has exited.
+fn try_uids_of(pid: u64) -> Option<(u32, u32)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
     let mut ids = line.split_whitespace().skip(1).map(|v| v.parse().unwrap());
-    (ids.next().unwrap(), ids.next().unwrap())
+    Some((ids.next().unwrap(), ids.next().unwrap()))
 }
 
 fn worker_pids(s: &Sandbox) -> (String, Vec<u64>) {
@@ -977,9 +982,14 @@ fn a_worker_and_a_cron_job_run_as_the_sess_account_with_the_acts_secrets_and_com
             let killed = Instant::now();
             loop {
                 let (state, now) = worker_pids(s);
-                if state == "running" && !now.is_empty() && now.iter().all(|p| !pids.contains(p)) {
-                    for p in &now {
-                        assert_eq!(uids_of(*p), (65534, 65534), "restarted pid {p}");
+                // A pid `status` named may exit before it is read (a restart still settling):
+                // asked again.
+                let uids: Option<Vec<(u32, u32)>> = now.iter().map(|p| try_uids_of(*p)).collect();
+                if let Some(uids) = uids.filter(|_| {
+                    state == "running" && !now.is_empty() && now.iter().all(|p| !pids.contains(p))
+                }) {
+                    for (p, ids) in now.iter().zip(uids) {
+                        assert_eq!(ids, (65534, 65534), "restarted pid {p}");
                     }
                     break;
                 }
