@@ -113,7 +113,16 @@ pub fn on_live_releases(production: &Production) -> Option<Production> {
             }
         }
     }
+    let with_releases = backstage_core::files::names_in(&ReleaseStore::dir_of_all(
+        production.layout.state_dir.as_path(),
+    ));
     for (name, act) in &production.acts {
+        if with_releases
+            .as_ref()
+            .is_some_and(|names| !names.contains(std::ffi::OsStr::new(name.as_str())))
+        {
+            continue;
+        }
         let store = store_of(production, name);
         let Some(live) = store.live() else {
             continue;

@@ -139,10 +139,15 @@ impl ReleaseStore {
     /// The store of `act` under `state_dir`.
     pub fn new(state_dir: &Path, act: &str) -> Self {
         ReleaseStore {
-            dir: state_dir.join("releases").join(act),
+            dir: Self::dir_of_all(state_dir).join(act),
             shared: state_dir.join("shared").join(act),
             act: act.to_owned(),
         }
+    }
+
+    /// Where every Act's releases are: one directory per Act.
+    pub fn dir_of_all(state_dir: &Path) -> PathBuf {
+        state_dir.join("releases")
     }
 
     /// The directory of release `id`.

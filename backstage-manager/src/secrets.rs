@@ -114,12 +114,21 @@ fn parse_key(key: &str) -> Result<EnvKey, ManagerError> {
 pub(super) fn with_secrets(production: &Production) -> Result<Option<Production>, ManagerError> {
     let mut out: Option<Production> = None;
     let mut salt = None;
+    let stored = backstage_core::files::names_in(&secrets::secrets_dir(
+        production.layout.state_dir.as_path(),
+    ));
     for (name, act) in &production.acts {
         let mut values = BTreeMap::new();
         if let Some(file) = &act.env_file {
             values.extend(secrets::read_dotenv(file.as_path()).map_err(secrets_err(name))?);
         }
-        values.extend(store(production, name).load().map_err(secrets_err(name))?);
+        let store = store(production, name);
+        if stored
+            .as_ref()
+            .is_none_or(|names| store.path().file_name().is_some_and(|f| names.contains(f)))
+        {
+            values.extend(store.load().map_err(secrets_err(name))?);
+        }
         if values.is_empty() {
             continue;
         }

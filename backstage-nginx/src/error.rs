@@ -6,7 +6,8 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// A template failed to render (a bug in Backstage, or a value the quoting filters refused).
+    /// `nginx.conf`'s template failed to render (a bug in Backstage, or a value the quoting
+    /// filter refused).
     #[error("failed to render the nginx {what} of `{origin}`")]
     Render {
         /// `site` or `nginx.conf`.
@@ -16,6 +17,15 @@ pub enum Error {
         /// Tera's error.
         #[source]
         source: tera::Error,
+    },
+    /// A value the site of a Venue would hold could not be written into nginx configuration
+    /// safely (validated values never are: a bug in Backstage).
+    #[error("failed to render the nginx site of `{origin}`: {message}")]
+    Unwritable {
+        /// The manifest entry being rendered (`venues.jazz`).
+        origin: String,
+        /// What was refused, and why.
+        message: String,
     },
     /// Two entries of the Production would need the same nginx `location` at one Venue.
     #[error(

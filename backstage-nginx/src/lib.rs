@@ -14,8 +14,10 @@
 //!   [`SystemNginx`] reads what the server's `nginx.conf` says (worker account, pid file) and
 //!   reloads it the way the server expects.
 //!
-//! The templates only ever see validated values, and their quoting filters refuse (rather than
-//! escape) anything nginx would read as syntax, so a value cannot inject configuration.
+//! The files are written from validated values only: each Venue's site by code (it is the file
+//! rendered thousands of times in a large Production), `nginx.conf` from a Tera template. Both
+//! quote every value through the same functions, which refuse (rather than escape) anything
+//! nginx would read as syntax, so a value cannot inject configuration.
 //!
 //! ```
 //! use std::path::PathBuf;
@@ -54,6 +56,7 @@ mod foreign;
 mod namespace;
 mod reload;
 mod render;
+mod site;
 mod system;
 mod validate;
 

@@ -4,8 +4,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
 
-use backstage_core::values::{ConfPath, ServerName, Slug, Slugish};
-use backstage_core::{DEFAULT_HARAKIRI, DesiredFile, FileKind, Mode, Production, Venue, files};
+use backstage_core::values::{ConfPath, Slug, Slugish};
+use backstage_core::{DesiredFile, FileKind, Mode, Production, Venue, files};
 use rayon::prelude::*;
 use serde::Serialize;
 
@@ -15,12 +15,10 @@ static TEMPLATES: LazyLock<tera::Tera> = LazyLock::new(|| {
     let mut t = tera::Tera::default();
     t.autoescape_on(vec![]);
     t.register_filter("q", quote_filter);
-    t.register_filter("quoted", quoted_filter);
-    t.register_filter("re", regex_filter);
-    t.add_raw_templates(vec![
-        ("site.conf", include_str!("../templates/site.conf.tera")),
-        ("nginx.conf", include_str!("../templates/nginx.conf.tera")),
-    ])
+    t.add_raw_templates(vec![(
+        "nginx.conf",
+        include_str!("../templates/nginx.conf.tera"),
+    )])
     .expect("the built-in templates parse");
     t
 });
@@ -78,33 +76,6 @@ fn quote_filter(
     let s = as_str(value)?;
     quote(s)
         .map(|s| tera::Value::String(s.into_owned()))
-        .map_err(tera::Error::msg)
-}
-
-/// A regex argument (`rewrite`): `\\` and `$` belong to the regex there, but nothing may end
-/// the token or open a block.
-fn regex_filter(
-    value: &tera::Value,
-    _: &HashMap<String, tera::Value>,
-) -> tera::Result<tera::Value> {
-    let s = as_str(value)?;
-    match s.chars().find(|c| {
-        c.is_whitespace() || c.is_control() || matches!(c, ';' | '{' | '}' | '#' | '"' | '\'')
-    }) {
-        Some(c) => Err(tera::Error::msg(format!(
-            "refusing to write {c:?} into an nginx regex: `{}`",
-            s.escape_debug()
-        ))),
-        None => Ok(tera::Value::String(s.to_owned())),
-    }
-}
-
-fn quoted_filter(
-    value: &tera::Value,
-    _: &HashMap<String, tera::Value>,
-) -> tera::Result<tera::Value> {
-    quoted(as_str(value)?)
-        .map(tera::Value::String)
         .map_err(tera::Error::msg)
 }
 
@@ -268,8 +239,12 @@ impl Paths {
 
 /// The site file of a Venue: `backstage.<production>.<venue>.conf` in the sites directory.
 pub fn site_path(production: &Production, venue: &Slug) -> PathBuf {
-    let dir = Paths::of(production).sites_dir;
-    dir.join(&production.generated_name(venue, ".conf"))
+    site_in(&Paths::of(production).sites_dir, production, venue)
+}
+
+fn site_in(sites_dir: &ConfPath, production: &Production, venue: &Slug) -> PathBuf {
+    sites_dir
+        .join(&production.generated_name(venue, ".conf"))
         .as_path()
         .to_owned()
 }
@@ -306,8 +281,8 @@ pub fn render_with(
             Ok(DesiredFile {
                 kind: FileKind::Site,
                 name: name.to_string(),
-                path: site_path(production, name),
-                content: render_site(production, name, venue, gigs)?,
+                path: site_in(&paths.sites_dir, production, name),
+                content: crate::site::render_site(production, name, venue, gigs)?,
                 origin: format!("venues.{name}"),
             })
         })
@@ -412,7 +387,7 @@ pub(crate) fn scratch_conf(
     Ok((paths.conf.as_path().to_owned(), content))
 }
 
-fn render_template(
+pub(crate) fn render_template(
     name: &str,
     ctx: &impl Serialize,
     what: &'static str,
@@ -429,364 +404,12 @@ fn render_template(
     Ok(s)
 }
 
-#[derive(Serialize)]
-struct SiteCtx<'a> {
-    marker: String,
-    production: &'a str,
-    venue: &'a str,
-    server_names: Vec<&'a str>,
-    upstreams: Vec<UpstreamCtx<'a>>,
-    servers: Vec<ServerCtx>,
-    /// An ACME Venue: the directory its plain listeners serve HTTP-01 challenges from.
-    acme_challenge: Option<String>,
-    tls: Option<TlsCtx<'a>>,
-    redirect_port: String,
-    max_body_size: String,
-    closed: bool,
-    closed_page: String,
-    statics: Vec<StaticCtx<'a>>,
-    has_root: bool,
-    gigs: Vec<GigCtx<'a>>,
-}
-
-#[derive(Serialize)]
-struct UpstreamCtx<'a> {
-    gig: &'a str,
-    name: String,
-    servers: Vec<UpstreamServer>,
-}
-
-#[derive(Serialize)]
-struct UpstreamServer {
-    address: String,
-    weight: u16,
-}
-
-#[derive(Serialize)]
-struct ServerCtx {
-    listen: String,
-    tls: bool,
-    redirect: bool,
-    /// `HTTP_HOST` for Django: the name nginx matched, and the port a browser sends in its
-    /// `Host` and `Origin` when it is not the scheme's default (or Django's CSRF origin check
-    /// fails on `http://site:8080`).
-    host: String,
-}
-
-/// `$host`, with `:port` when `port` is not the default of the scheme.
-fn host_header(port: u16, tls: bool) -> String {
-    let default = if tls { 443 } else { 80 };
-    if port == default {
-        "$host".to_owned()
-    } else {
-        format!("$host:{port}")
-    }
-}
-
-#[derive(Serialize)]
-struct TlsCtx<'a> {
-    cert: &'a str,
-    key: &'a str,
-    /// ACME: the variable naming the live pair's directory. A variable in the path makes
-    /// nginx read the pair at each handshake, so a renewed certificate is served with no
-    /// reload (a reload closes idle keep-alive connections under clients' feet).
-    live_var: Option<String>,
-    live_dir: String,
-    /// `Strict-Transport-Security` on every HTTPS answer.
-    hsts: bool,
-}
-
-#[derive(Serialize)]
-struct StaticCtx<'a> {
-    act: &'a str,
-    prefix: &'a str,
-    dir: String,
-    /// Where the previous release's copy of the same files lives, when the Act runs from a
-    /// release and an earlier one is kept: a file the live release lacks is served from there.
-    fallback: Option<StaticFallback>,
-    /// The Act's uploads (`media`): no caching, never sniffed or run by a browser.
-    media: bool,
-}
-
-#[derive(Serialize)]
-struct StaticFallback {
-    /// The named location (`@backstage-static-<act>-<n>`).
-    name: String,
-    /// `^/static/(.*)$`, metacharacters escaped.
-    regex: String,
-    /// `/abs/previous/staticfiles/$1`.
-    target: String,
-}
-
-#[derive(Serialize)]
-struct GigCtx<'a> {
-    name: &'a str,
-    upstream: String,
-    root: bool,
-    path: &'a str,
-    /// `^/blog(/.*)$`, the mount's regex metacharacters escaped.
-    path_regex: String,
-    location: String,
-    /// The variable `map`ped from the status probe header to the Gig's name.
-    probe_var: String,
-    /// `uwsgi_read_timeout` in seconds: one less than the smallest harakiri of its Sess.
-    read_timeout: u32,
-}
-
 /// The header `backstage status` sends with the Production's name; only the location of the
 /// Gig it asks for answers it with [`PROBE_ANSWER`], so a Gig is never taken for up when
 /// another server block answered.
 pub const PROBE_HEADER: &str = "X-Backstage-Probe";
 /// The response header naming the Gig whose location answered a probe.
 pub const PROBE_ANSWER: &str = "X-Backstage-Gig";
-
-/// The nginx variable of a Gig's probe answer: `backstage__<production>__<gig>_probe`, `-` as
-/// `_` (slugs hold no `_`, so the double ones keep the names apart).
-fn probe_var(production: &str, gig: &str) -> String {
-    format!(
-        "backstage__{}__{}_probe",
-        production.replace('-', "_"),
-        gig.replace('-', "_")
-    )
-}
-
-/// The regex matching everything under a mount and capturing the rest: `^/blog(/.*)$`.
-/// Of the characters a mount path may hold, `.`, `*` and `+` mean something in a regex.
-fn mount_regex(path: &str) -> String {
-    let mut out = String::from("^");
-    for c in path.chars() {
-        if matches!(c, '.' | '*' | '+') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out.push_str("(/.*)$");
-    out
-}
-
-/// The small page a closed Venue answers with (one line, no quotes: it sits in an nginx string).
-fn closed_page(venue: &Venue) -> String {
-    let host = venue
-        .server_names
-        .first()
-        .map_or("This site", |n| n.as_str());
-    format!(
-        "<!doctype html><html lang=en><meta charset=utf-8><title>503 Closed</title>\
-         <h1>Closed</h1><p>{host} has no show booked right now. Please come back later.</p></html>"
-    )
-}
-
-fn render_site(
-    production: &Production,
-    name: &Slug,
-    venue: &Venue,
-    gigs: &[(&Slug, &backstage_core::Gig)],
-) -> Result<String, Error> {
-    let origin = format!("venues.{name}");
-
-    let upstreams = gigs
-        .iter()
-        .map(|(gname, gig)| UpstreamCtx {
-            gig: gname.as_str(),
-            name: production.generated_name(gname, "").as_str().to_owned(),
-            servers: gig
-                .sess
-                .iter()
-                .filter_map(|(s, weight)| {
-                    let sess = production.sess.get(s)?;
-                    Some(UpstreamServer {
-                        address: sess.socket.to_string(),
-                        weight: *weight,
-                    })
-                })
-                .collect(),
-        })
-        .collect();
-
-    // Which entry claimed each location, so two claims are an error rather than an nginx -t one.
-    let mut claimed: BTreeMap<String, String> = BTreeMap::new();
-    let mut claim = |location: String, by: String| -> Result<bool, Error> {
-        match claimed.get(&location) {
-            Some(other) if *other == by => Ok(false),
-            Some(other) => Err(Error::LocationClash {
-                venue: name.to_string(),
-                location,
-                origin: by,
-                other: other.clone(),
-            }),
-            None => {
-                claimed.insert(location, by);
-                Ok(true)
-            }
-        }
-    };
-
-    let mut statics = Vec::new();
-    for (_, gig) in gigs {
-        for (s, _) in &gig.sess {
-            let Some((act_name, act)) = production
-                .sess
-                .get(s)
-                .and_then(|sess| production.acts.get_key_value(&sess.act))
-            else {
-                continue;
-            };
-            for (prefix, dir_of_act) in &act.static_dirs {
-                if claim(prefix.to_string(), format!("acts.{act_name}"))? {
-                    let dir = dir_of_act;
-                    // From a release: through its Act's `current` link.
-                    let mut dir = match act.live_link.as_ref().and_then(|link| {
-                        Some(
-                            link.as_path()
-                                .join(dir.as_path().strip_prefix(act.root.as_path()).ok()?),
-                        )
-                    }) {
-                        Some(through) => through.display().to_string(),
-                        None => dir.as_str().to_owned(),
-                    };
-                    // A trailing slash on both sides: `/static/../x` can never leave `dir`.
-                    if !dir.ends_with('/') {
-                        dir.push('/');
-                    }
-                    let fallback = act.fallback_root.as_ref().and_then(|previous| {
-                        let rel = dir_of_act.as_path().strip_prefix(act.root.as_path()).ok()?;
-                        let mut regex = String::from("^");
-                        for c in prefix.as_str().chars() {
-                            if matches!(c, '.' | '*' | '+') {
-                                regex.push('\\');
-                            }
-                            regex.push(c);
-                        }
-                        regex.push_str("(.*)$");
-                        let mut target = previous.as_path().join(rel).display().to_string();
-                        if !target.ends_with('/') {
-                            target.push('/');
-                        }
-                        target.push_str("$1");
-                        Some(StaticFallback {
-                            name: format!("@backstage-static-{act_name}-{}", statics.len()),
-                            regex,
-                            target,
-                        })
-                    });
-                    statics.push(StaticCtx {
-                        act: act_name.as_str(),
-                        prefix: prefix.as_str(),
-                        dir,
-                        fallback,
-                        media: false,
-                    });
-                }
-            }
-            if let (Some(media), Some(dir)) = (&act.media, production.media_dir(act_name))
-                && claim(media.prefix.to_string(), format!("acts.{act_name}"))?
-            {
-                statics.push(StaticCtx {
-                    act: act_name.as_str(),
-                    prefix: media.prefix.as_str(),
-                    dir: format!("{dir}/"),
-                    fallback: None,
-                    media: true,
-                });
-            }
-        }
-    }
-
-    let mut gig_ctx = Vec::new();
-    for (gname, gig) in gigs {
-        let root = gig.path.is_root();
-        let location = if root {
-            "/".to_owned()
-        } else {
-            format!("{}/", gig.path)
-        };
-        claim(location.clone(), format!("gigs.{gname}"))?;
-        if !root {
-            claim(format!("= {}", gig.path), format!("gigs.{gname}"))?;
-        }
-        gig_ctx.push(GigCtx {
-            name: gname.as_str(),
-            upstream: production.generated_name(gname, "").as_str().to_owned(),
-            root,
-            path: gig.path.as_str(),
-            path_regex: mount_regex(gig.path.as_str()),
-            location,
-            probe_var: probe_var(production.name.as_str(), gname.as_str()),
-            read_timeout: gig
-                .sess
-                .iter()
-                .filter_map(|(s, _)| production.sess.get(s))
-                .map(|s| s.tuning.harakiri.unwrap_or(DEFAULT_HARAKIRI))
-                .min()
-                .unwrap_or(DEFAULT_HARAKIRI)
-                .saturating_sub(1)
-                .max(1),
-        });
-    }
-    let has_root = gig_ctx.iter().any(|g| g.root);
-
-    let mut servers = Vec::new();
-    let serving_tls = venue.serving_tls();
-    for l in &venue.listen {
-        servers.push(ServerCtx {
-            listen: l.to_string(),
-            tls: false,
-            redirect: serving_tls.is_some(),
-            host: host_header(l.port(), false),
-        });
-    }
-    let mut redirect_port = String::new();
-    if let Some(tls) = serving_tls {
-        for l in &tls.listen {
-            servers.push(ServerCtx {
-                listen: l.to_string(),
-                tls: true,
-                redirect: false,
-                host: host_header(l.port(), true),
-            });
-        }
-        if let Some(first) = tls.listen.first()
-            && first.port() != 443
-        {
-            redirect_port = format!(":{}", first.port());
-        }
-    }
-
-    let ctx = SiteCtx {
-        marker: files::marker(&production.name),
-        production: production.name.as_str(),
-        venue: name.as_str(),
-        server_names: venue.server_names.iter().map(ServerName::as_str).collect(),
-        upstreams,
-        servers,
-        acme_challenge: venue
-            .is_acme()
-            .then(|| format!("{}/", production.acme_challenge_dir())),
-        tls: serving_tls.map(|t| TlsCtx {
-            cert: t.cert.as_str(),
-            key: t.key.as_str(),
-            live_var: t.acme.then(|| {
-                format!(
-                    "backstage__{}__{}_acme",
-                    production.name.as_str().replace('-', "_"),
-                    name.as_str().replace('-', "_")
-                )
-            }),
-            live_dir: Production::acme_live_dir(&production.layout, name)
-                .as_str()
-                .to_owned(),
-            hsts: t.hsts,
-        }),
-        redirect_port,
-        max_body_size: venue.max_body_size.to_string(),
-        closed: gigs.is_empty(),
-        closed_page: closed_page(venue),
-        statics,
-        has_root,
-        gigs: gig_ctx,
-    };
-    render_template("site.conf", &ctx, "site", &origin)
-}
 
 #[cfg(test)]
 mod tests {
@@ -806,12 +429,6 @@ mod tests {
         for bad in ["a\"b", "a$b", "a\\b", "a\rb"] {
             assert!(quoted(bad).is_err(), "{bad:?}");
         }
-    }
-
-    #[test]
-    fn mount_regexes_escape_metacharacters() {
-        assert_eq!(mount_regex("/late"), "^/late(/.*)$");
-        assert_eq!(mount_regex("/a.b/c+d*"), "^/a\\.b/c\\+d\\*(/.*)$");
     }
 
     #[test]
