@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod pebble;
+pub mod sandbox;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
