@@ -4,6 +4,7 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use annotate_snippets::{AnnotationKind, Group, Level, Renderer, Snippet};
+pub(crate) use backstage_core::error_chain;
 use backstage_core::{Manifest, Problem};
 
 use crate::ManifestArg;
@@ -55,18 +56,6 @@ pub(crate) fn read_manifest(arg: &ManifestArg) -> Result<Manifest, ReadFailure> 
             position,
         }
     })
-}
-
-/// An error with its sources, `: `-separated.
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(inner) = cur {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
-        cur = inner.source();
-    }
-    s
 }
 
 pub(crate) fn run(args: &CheckArgs) -> ExitCode {

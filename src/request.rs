@@ -231,13 +231,7 @@ fn write_failed(error: &io::Error) -> ExitCode {
 
 /// Prints an error and the chain of its causes on one line.
 fn fail(error: &dyn std::error::Error) -> ExitCode {
-    let mut message = format!("backstage request: {error}");
-    let mut source = error.source();
-    while let Some(cause) = source {
-        message = format!("{message}: {cause}");
-        source = cause.source();
-    }
-    errln!("{message}");
+    errln!("backstage request: {}", backstage_core::error_chain(error));
     ExitCode::FAILURE
 }
 

@@ -63,3 +63,42 @@ pub enum Error {
         problems: Vec<Problem>,
     },
 }
+
+/// An error and its causes on one line, `: `-separated, the way every Backstage front end
+/// (the CLI, the Python module, a renewal job's log) shows a failure. A cause whose text the
+/// line already holds is left out: many errors print their source in their own message, and
+/// the line would repeat it.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(inner) = cur {
+        let next = inner.to_string();
+        if !s.contains(&next) {
+            s.push_str(": ");
+            s.push_str(&next);
+        }
+        cur = inner.source();
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("outer")]
+    struct Outer(#[source] Middle);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("middle: {0}")]
+    struct Middle(#[source] std::io::Error);
+
+    #[test]
+    fn causes_are_joined_once_each() {
+        let e = Outer(Middle(std::io::Error::other("disk on fire")));
+        // `middle` already quotes the io error: it is not repeated.
+        assert_eq!(error_chain(&e), "outer: middle: disk on fire");
+        assert_eq!(error_chain(&std::io::Error::other("alone")), "alone");
+    }
+}

@@ -41,7 +41,7 @@ pub mod values;
 pub mod work;
 
 pub use desired::{DesiredFile, FileKind};
-pub use error::Error;
+pub use error::{Error, error_chain};
 pub use manifest::{MANIFEST_NAME, Manifest};
 pub use model::{
     Acme, Act, ApiKey, DEFAULT_HARAKIRI, DEFAULT_KEEP_RELEASES, Eab, Escape, Gig, Health,

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use backstage::manager::ManagerError;
 use backstage_core::files::FileError;
 
-use backstage_core::Error;
+use backstage_core::{Error, error_chain};
 use pyo3::exceptions::PyOSError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -32,7 +32,7 @@ pub(crate) fn to_py(py: Python<'_>, error: Error) -> PyErr {
     match error {
         Error::Read { path, source } => match source.raw_os_error() {
             Some(errno) => os_error(py, errno, &path),
-            None => backstage_error(py, &chain(&Error::Read { path, source })),
+            None => backstage_error(py, &error_chain(&Error::Read { path, source })),
         },
         // A directory given as the manifest is what `open()` of one raises.
         Error::NotAFile {
@@ -47,7 +47,7 @@ pub(crate) fn to_py(py: Python<'_>, error: Error) -> PyErr {
             ref path,
             ref problems,
         } => validation_error(py, path, problems),
-        other => backstage_error(py, &chain(&other)),
+        other => backstage_error(py, &error_chain(&other)),
     }
 }
 
@@ -57,9 +57,9 @@ pub(crate) fn to_py(py: Python<'_>, error: Error) -> PyErr {
 /// happened while putting the Production in place (`applying`), else a `BackstageError`.
 pub(crate) fn manager_error(py: Python<'_>, error: ManagerError, applying: bool) -> PyErr {
     if let Some((errno, path)) = plain_io(&error) {
-        return os_error_with(errno, &chain(&error), &path);
+        return os_error_with(errno, &error_chain(&error), &path);
     }
-    let message = chain(&error);
+    let message = error_chain(&error);
     match error {
         ManagerError::Unhealthy { sess, log_tail, .. } => {
             apply_error(py, message, Some(sess), log_tail)
@@ -106,7 +106,7 @@ fn apply_error(
 /// `ProtocolError` for a uwsgi client failure (connection, timeout, malformed response).
 pub(crate) fn protocol_error(py: Python<'_>, error: &backstage_uwsgi::Error) -> PyErr {
     match PROTOCOL_ERROR.import(py, ERRORS_MODULE, "ProtocolError") {
-        Ok(class) => PyErr::from_type(class.clone(), chain(error)),
+        Ok(class) => PyErr::from_type(class.clone(), error_chain(error)),
         Err(e) => e,
     }
 }
@@ -155,15 +155,3 @@ fn os_error_with(errno: i32, strerror: &str, path: &Path) -> PyErr {
 const ENOENT: i32 = 2;
 /// `EISDIR`: 21 on Linux, where system and user mode run.
 const EISDIR: i32 = 21;
-
-/// An error with its sources, `: `-separated (the CLI's format).
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(inner) = cur {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
-        cur = inner.source();
-    }
-    s
-}

@@ -1,7 +1,7 @@
 //! The ACME protocol, spoken by instant-acme: the account (created once, kept), one order per
 //! Venue answered by HTTP-01, and the CA's reasons when it refuses.
 
-use backstage_core::{Acme, Venue};
+use backstage_core::{Acme, Venue, error_chain};
 use instant_acme::{
     Account, AccountCredentials, AuthorizationStatus, ChallengeType, ExternalAccountKey,
     Identifier, NewAccount, NewOrder, OrderStatus, RetryPolicy,
@@ -34,8 +34,9 @@ pub(super) async fn account(
             .map_err(|e| format!("cannot use `ca_file` `{ca}` as the ACME server's CA: {e}")),
         None => Account::builder().map_err(|e| format!("cannot start an HTTPS client: {e}")),
     };
-    let unreachable =
-        |e: instant_acme::Error| format!("the ACME server at {}: {}", acme.directory, chain(&e));
+    let unreachable = |e: instant_acme::Error| {
+        format!("the ACME server at {}: {}", acme.directory, error_chain(&e))
+    };
     if let Some(json) = fs::read(&file).ok().filter(|_| !renew) {
         let credentials: AccountCredentials = serde_json::from_slice(&json)
             .map_err(|e| format!("the account file `{}` is unreadable: {e}", file.display()))?;
@@ -89,7 +90,7 @@ pub(super) async fn order(
         .iter()
         .map(|n| Identifier::Dns(n.to_string()))
         .collect();
-    let api = |e: instant_acme::Error| chain(&e);
+    let api = |e: instant_acme::Error| error_chain(&e);
     let mut order = account
         .new_order(&NewOrder::new(&identifiers))
         .await
@@ -176,19 +177,4 @@ async fn refusal(order: &mut instant_acme::Order, otherwise: &str) -> String {
         }
     }
     format!("the CA refused the order: {otherwise}")
-}
-
-/// An error with its causes, `: `-separated (hyper's "client error (Connect)" alone says little).
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(inner) = cur {
-        let next = inner.to_string();
-        if !s.contains(&next) {
-            s.push_str(": ");
-            s.push_str(&next);
-        }
-        cur = inner.source();
-    }
-    s
 }
