@@ -13,7 +13,10 @@ fuzz_target!(|data: &[u8]| {
         pem
     }] {
         if let Ok(leaf) = Leaf::parse(&input) {
-            assert!(leaf.names.windows(2).all(|w| w[0] < w[1]), "sorted, no duplicates");
+            assert!(
+                leaf.names.windows(2).all(|w| w[0] < w[1]),
+                "sorted, no duplicates"
+            );
             assert!(leaf.serial.chars().all(|c| c.is_ascii_hexdigit()));
         }
     }
