@@ -78,7 +78,9 @@ pub(crate) struct TomlPath(String);
 
 impl TomlPath {
     pub(crate) fn key(&self, key: &str) -> TomlPath {
-        let mut s = self.0.clone();
+        // The usual bare key fits at once; a quoted one may grow.
+        let mut s = String::with_capacity(self.0.len() + 1 + key.len());
+        s.push_str(&self.0);
         if !s.is_empty() {
             s.push('.');
         }

@@ -76,8 +76,11 @@ pub(crate) fn read_bounded(path: &Path) -> Result<Vec<u8>, Error> {
         .custom_flags(libc::O_NONBLOCK)
         .open(path)
         .map_err(read_err)?;
-    ensure_regular(path, &file.metadata().map_err(read_err)?)?;
-    let mut bytes = Vec::new();
+    let meta = file.metadata().map_err(read_err)?;
+    ensure_regular(path, &meta)?;
+    // Sized to the file (at most the limit, checked above), plus the byte that tells growth:
+    // one allocation, not a doubling series.
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).map_or(0, |n| n + 1));
     // One byte past the limit tells a file that grew after the size check.
     file.take(MANIFEST_MAX_BYTES + 1)
         .read_to_end(&mut bytes)

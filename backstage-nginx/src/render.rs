@@ -317,7 +317,9 @@ struct MainCtx<'a> {
     error_log: &'a str,
     access_log: &'a str,
     temp_paths: Vec<(&'static str, String)>,
-    sites: Vec<&'a str>,
+    /// One `include` line per site, each after a newline: written here rather than by a
+    /// template loop, which at 2,000 sites cost more than the rest of the file.
+    includes: String,
     /// Every plain listen address of the Venues: a default server there refuses unknown hosts.
     plain_listens: Vec<String>,
     /// Every TLS listen address: a default server there rejects the handshake of unknown names.
@@ -331,10 +333,20 @@ fn main_conf(
     sites: &[&Path],
     user: Option<&WorkerUser>,
 ) -> Result<String, Error> {
-    let sites = sites
-        .iter()
-        .map(|p| p.to_str().expect("site paths are built from UTF-8 values"))
-        .collect();
+    let mut includes = String::with_capacity(sites.iter().map(|p| p.as_os_str().len() + 14).sum());
+    for site in sites {
+        let site = site
+            .to_str()
+            .expect("site paths are built from UTF-8 values");
+        let site = quote(site).map_err(|e| Error::Render {
+            what: "nginx.conf",
+            origin: "production".to_owned(),
+            source: tera::Error::msg(e),
+        })?;
+        includes.push_str("\n    include ");
+        includes.push_str(&site);
+        includes.push(';');
+    }
     let ctx = MainCtx {
         marker: files::marker(&production.name),
         production: production.name.as_str(),
@@ -356,7 +368,7 @@ fn main_conf(
         .into_iter()
         .map(|(directive, dir)| (directive, sub(&paths.temp, dir, "").as_str().to_owned()))
         .collect(),
-        sites,
+        includes,
         plain_listens: production
             .venues
             .values()
