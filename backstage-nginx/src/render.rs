@@ -333,7 +333,13 @@ fn main_conf(
     sites: &[&Path],
     user: Option<&WorkerUser>,
 ) -> Result<String, Error> {
-    let mut includes = String::with_capacity(sites.iter().map(|p| p.as_os_str().len() + 14).sum());
+    const INCLUDE: &str = "\n    include ";
+    let mut includes = String::with_capacity(
+        sites
+            .iter()
+            .map(|p| INCLUDE.len() + p.as_os_str().len() + 1)
+            .sum(),
+    );
     for site in sites {
         let site = site
             .to_str()
@@ -343,7 +349,7 @@ fn main_conf(
             origin: "production".to_owned(),
             source: tera::Error::msg(e),
         })?;
-        includes.push_str("\n    include ");
+        includes.push_str(INCLUDE);
         includes.push_str(&site);
         includes.push(';');
     }
